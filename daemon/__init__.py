@@ -1,0 +1,1 @@
+"""The phone side: settings, the sync runner, the CLI (and later MQTT, presence, systemd)."""

@@ -1,0 +1,1 @@
+"""The PDA peer: contact stores (vdir), per-card sync state, the server."""

@@ -1,0 +1,1 @@
+"""Sans-IO sync session: messages (CBOR), state machines, the planner."""

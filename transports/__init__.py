@@ -1,0 +1,1 @@
+"""Links chosen by URL scheme, framing, and the TLS layer that runs over any of them."""
