@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures.pcsc"]
 
 
 @pytest.fixture(autouse=True)
