@@ -32,6 +32,7 @@ __all__ = [
     "new_uid",
     "normalize_number",
     "validate_projection",
+    "validate_uid",
 ]
 
 
@@ -152,7 +153,8 @@ def validate_projection(projection: Projection) -> Projection:
     return Projection(projection.name, number)
 
 
-def _validate_uid(uid: str) -> None:
+def validate_uid(uid: str) -> None:
+    """Refuse an empty UID, one with control characters or outer spaces (InvalidProjectionError)."""
     if not isinstance(uid, str) or not uid or _CONTROL.search(uid) or uid != uid.strip():
         raise InvalidProjectionError(f"uid {uid!r} must be non-empty, without control characters")
 
@@ -162,22 +164,34 @@ def new_uid() -> str:
     return str(uuid.uuid4())
 
 
-def _memory_etag(uid: str, projection: Projection, extra: tuple[tuple[str, str], ...]) -> str:
-    text = "\x1f".join([uid, projection.name, projection.number or "", repr(extra)])
-    return hashlib.sha256(text.encode()).hexdigest()
+@dataclass(frozen=True)
+class _MemoryContact:
+    name: str
+    numbers: tuple[str, ...]  # normalised; the first is the preferred TEL
+    extra: tuple[tuple[str, str], ...]
+
+    @property
+    def projection(self) -> Projection:
+        return Projection(self.name, self.numbers[0] if self.numbers else None)
+
+    def etag(self, uid: str) -> str:
+        text = repr((uid, self.name, self.numbers, self.extra))
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 class MemoryStore:
     """In-memory ContactStore with the vdir's semantics; the fake for sync-engine tests.
 
-    `extra` fields stand in for everything a real vCard holds beyond the
-    projection (e-mail, notes...): update_projection never touches them, so a
-    test can check that "nothing lost" holds through the engine.
+    A contact holds a name, a list of numbers (the first is the preferred TEL)
+    and `extra` fields standing in for everything else a vCard holds (e-mail,
+    notes...). As in the vdir, update_projection changes the name and the
+    preferred number only; a number of None removes the preferred number, and
+    the next one (if any) becomes preferred. An unchanged projection keeps the etag.
     """
 
     def __init__(self, store_id: str | None = None) -> None:
         self.store_id: str = store_id if store_id is not None else secrets.token_hex(16)
-        self._contacts: dict[str, tuple[Projection, tuple[tuple[str, str], ...]]] = {}
+        self._contacts: dict[str, _MemoryContact] = {}
         self.bad_files: list[BadContact] = []  # always empty: kept for parity with VdirStore
 
     def scan(self) -> dict[str, ContactInfo]:
@@ -192,26 +206,36 @@ class MemoryStore:
         self,
         projection: Projection,
         uid: str | None = None,
+        *,
+        other_numbers: tuple[str, ...] = (),
         extra: tuple[tuple[str, str], ...] = (),
     ) -> str:
-        """Add a contact; `extra` lets tests give it fields beyond the projection."""
+        """Add a contact; tests may give it more numbers and fields beyond the projection."""
         projection = validate_projection(projection)
+        others = tuple(normalize_number(n) for n in other_numbers)
+        if others and projection.number is None:
+            raise InvalidProjectionError("other numbers given but no preferred number")
         if uid is None:
             uid = new_uid()
-        _validate_uid(uid)
+        validate_uid(uid)
         if uid in self._contacts:
             raise ContactExistsError(f"contact {uid!r} already exists")
-        self._contacts[uid] = (projection, tuple(extra))
+        numbers = (projection.number, *others) if projection.number is not None else others
+        self._contacts[uid] = _MemoryContact(projection.name, numbers, tuple(extra))
         return uid
 
     def update_projection(self, uid: str, projection: Projection) -> None:
-        """Replace the projection; extra fields stay."""
+        """Replace the name and the preferred number; everything else stays."""
         projection = validate_projection(projection)
         try:
-            _old, extra = self._contacts[uid]
+            old = self._contacts[uid]
         except KeyError:
             raise ContactNotFoundError(f"no contact {uid!r}") from None
-        self._contacts[uid] = (projection, extra)
+        numbers = old.numbers
+        if projection.number != old.projection.number:
+            rest = numbers[1:]
+            numbers = rest if projection.number is None else (projection.number, *rest)
+        self._contacts[uid] = _MemoryContact(projection.name, numbers, old.extra)
 
     def delete(self, uid: str) -> None:
         """Remove a contact."""
@@ -220,8 +244,12 @@ class MemoryStore:
 
     def extra(self, uid: str) -> tuple[tuple[str, str], ...]:
         """The non-projection fields of a contact (for tests of "nothing lost")."""
-        return self._contacts[uid][1]
+        return self._contacts[uid].extra
+
+    def numbers(self, uid: str) -> tuple[str, ...]:
+        """All numbers of a contact, the preferred one first."""
+        return self._contacts[uid].numbers
 
     def _info(self, uid: str) -> ContactInfo:
-        projection, extra = self._contacts[uid]
-        return ContactInfo(uid, projection, _memory_etag(uid, projection, extra))
+        contact = self._contacts[uid]
+        return ContactInfo(uid, contact.projection, contact.etag(uid))
