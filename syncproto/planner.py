@@ -1,0 +1,341 @@
+"""The planner: what to do on each side, from two snapshots and the per-card map.
+
+Pure: no I/O, no codecs. Plan, then act (vdirsyncer's `_get_actions`): `plan()`
+returns actions for the PDA's store and ops for the card; the engine executes
+them, and `settle()` turns the phone's `Applied` answer into the new map.
+
+Terms: a *record* is a card slot (1..records); `Synced(uid, card, pda)` is what
+the last sync left for a record: the contact it maps to, what the card held
+then, and the contact's projection then. Both are kept because a name the card
+holds shortened differs from the contact's full name, and neither must look
+like a change. Rules and their reasons are in docs/protocol.md ("Planner").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .errors import PlanError
+from .messages import Applied, Delete, Mode, PdaOps, Put, Removed, Skipped, Stored
+
+__all__ = [
+    "CardDelete",
+    "CardPut",
+    "CreateContact",
+    "DeleteContact",
+    "Entry",
+    "Plan",
+    "Policy",
+    "Settled",
+    "Synced",
+    "UpdateContact",
+    "equivalent",
+    "plan",
+    "settle",
+]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A name and a number: a card record's content or a contact's projection."""
+
+    name: str
+    number: str | None  # None: no number (a card record holding a name only)
+
+
+@dataclass(frozen=True)
+class Synced:
+    """The state of one record after the last sync."""
+
+    uid: str
+    card: Entry  # what the card held
+    pda: Entry  # the contact's projection
+
+
+class Policy(StrEnum):
+    """What to do when both sides changed the same pair differently."""
+
+    DUPLICATE = "duplicate"  # keep both: nothing lost
+    CARD_WINS = "card-wins"
+    PDA_WINS = "pda-wins"
+
+
+@dataclass(frozen=True)
+class CreateContact:
+    """Make a contact on the PDA from card record `record` (the uid is deterministic)."""
+
+    uid: str
+    record: int
+    entry: Entry
+
+
+@dataclass(frozen=True)
+class UpdateContact:
+    """Set a contact's projection from its card record."""
+
+    uid: str
+    record: int
+    entry: Entry
+
+
+@dataclass(frozen=True)
+class DeleteContact:
+    """Remove a contact whose record a person emptied on the card."""
+
+    uid: str
+    record: int
+
+
+PdaAction = CreateContact | UpdateContact | DeleteContact
+
+
+@dataclass(frozen=True)
+class CardPut:
+    """Write `entry` of contact `uid` to `record` (None: a free slot).
+
+    `fallback` is the map entry for `record` if the phone skips the write.
+    """
+
+    uid: str
+    record: int | None
+    entry: Entry
+    fallback: Synced | None
+
+
+@dataclass(frozen=True)
+class CardDelete:
+    """Empty a record whose contact a person deleted on the PDA."""
+
+    record: int
+    fallback: Synced
+
+
+CardAction = CardPut | CardDelete
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one sync will do, before any of it is done."""
+
+    mode: Mode
+    to_pda: tuple[PdaAction, ...]
+    to_card: tuple[CardAction, ...]  # ref of each op = its index here
+    synced: Mapping[int, Synced]  # map entries already settled (not waiting on the card)
+    conflicts: int
+    skipped: tuple[str, ...]  # uids that stay on the PDA only (no number)
+
+    def ops(self) -> PdaOps:
+        """The PdaOps message for these card actions."""
+        out: list[Put | Delete] = []
+        for ref, a in enumerate(self.to_card):
+            if isinstance(a, CardPut):
+                out.append(Put(ref, a.record, a.entry.name, a.entry.number or ""))
+            else:
+                out.append(Delete(ref, a.record))
+        return PdaOps(tuple(out))
+
+    def counts(self) -> tuple[int, int, int]:
+        """(added, modified, deleted) on the PDA."""
+        kinds = [type(a) for a in self.to_pda]
+        return (kinds.count(CreateContact), kinds.count(UpdateContact),
+                kinds.count(DeleteContact))
+
+
+def equivalent(card: Entry, pda: Entry, fits: Callable[[str], str]) -> bool:
+    """True when the card record is what the card would hold for this projection."""
+    return card.number == pda.number and card.name in (pda.name, fits(pda.name))
+
+
+def _merge(card: Entry, pda: Entry, fits: Callable[[str], str]) -> Entry:
+    # The card's name wins only if it is not just the shortened form of ours.
+    name = pda.name if card.name in (pda.name, fits(pda.name)) else card.name
+    return Entry(name, card.number)
+
+
+@dataclass
+class _Builder:
+    mode: Mode
+    pda: Mapping[str, Entry]
+    fits: Callable[[str], str]
+    new_uid: Callable[[int, Entry], str]
+    to_pda: list[PdaAction] = field(default_factory=list)
+    deletes: list[CardAction] = field(default_factory=list)
+    puts: list[CardAction] = field(default_factory=list)
+    new_puts: list[CardAction] = field(default_factory=list)
+    synced: dict[int, Synced] = field(default_factory=dict)
+    conflicts: int = 0
+    skipped: list[str] = field(default_factory=list)
+    made: set[str] = field(default_factory=set)
+
+    def keep(self, record: int, uid: str, card: Entry, pda: Entry) -> None:
+        self.synced[record] = Synced(uid, card, pda)
+
+    def update(self, uid: str, record: int, card: Entry, pda: Entry) -> None:
+        merged = _merge(card, pda, self.fits)
+        if merged != pda:
+            self.to_pda.append(UpdateContact(uid, record, merged))
+        self.keep(record, uid, card, merged)
+
+    def create(self, record: int, card: Entry, uid: str | None = None) -> None:
+        if uid is None:
+            base = self.new_uid(record, card)
+            uid, n = base, 1
+            while uid in self.pda or uid in self.made:  # deterministic, never a clash
+                n += 1
+                uid = f"{base}-{n}"
+        self.made.add(uid)
+        self.to_pda.append(CreateContact(uid, record, card))
+        self.keep(record, uid, card, card)
+
+    def put(self, uid: str, record: int | None, pda: Entry, fallback: Synced | None) -> None:
+        (self.puts if record is not None else self.new_puts).append(
+            CardPut(uid, record, pda, fallback))
+
+    def pair(self, r: int, s: Synced, c: Entry, p: Entry, policy: Policy) -> None:
+        """Both the record and its contact still exist."""
+        if equivalent(c, p, self.fits):
+            self.keep(r, s.uid, c, p)
+        elif self.mode is Mode.REFRESH_FROM_CARD:
+            self.update(s.uid, r, c, p)
+        elif self.mode is Mode.REFRESH_FROM_PDA:
+            self.put(s.uid, r, p, Synced(s.uid, c, s.pda))
+        elif c != s.card and p == s.pda:
+            self.update(s.uid, r, c, p)
+        elif c == s.card:  # the PDA changed (or an earlier write was skipped: retry it)
+            self.put(s.uid, r, p, s)
+        else:
+            self.conflicts += 1
+            if policy is Policy.CARD_WINS:
+                self.update(s.uid, r, c, p)
+            elif policy is Policy.PDA_WINS:
+                self.put(s.uid, r, p, Synced(s.uid, c, s.pda))
+            else:  # both versions survive, each on both sides
+                self.create(r, c)
+                self.put(s.uid, None, p, None)
+
+
+def _card_now(
+    mode: Mode, card: Mapping[int, Entry | None], synced: Mapping[int, Synced]
+) -> dict[int, Entry]:
+    if mode is not Mode.FAST:
+        if any(e is None for e in card.values()):
+            raise PlanError("a complete card listing holds no deleted records")
+        return {r: e for r, e in card.items() if e is not None}
+    now = {r: s.card for r, s in synced.items()}
+    for r, e in card.items():
+        if e is None:
+            now.pop(r, None)  # a 03 for a record we never knew is ignored
+        else:
+            now[r] = e
+    return now
+
+
+def plan(
+    *,
+    mode: Mode,
+    card: Mapping[int, Entry | None],
+    pda: Mapping[str, Entry],
+    synced: Mapping[int, Synced],
+    fits: Callable[[str], str],
+    new_uid: Callable[[int, Entry], str],
+    policy: Policy = Policy.DUPLICATE,
+    propagate_deletes: bool = True,
+) -> Plan:
+    """Work out one sync.
+
+    `card` is, in fast mode, the changed records (None = deleted, `03`); in the
+    other modes every non-empty record. `pda` is every contact's projection by
+    uid; `synced` the map from the last sync; `fits(name)` the longest prefix of
+    `name` the card's alpha field holds; `new_uid(record, entry)` a deterministic
+    uid for a contact made from a card record.
+    """
+    now = _card_now(mode, card, synced)
+    b = _Builder(mode, pda, fits, new_uid)
+    deletions = mode is Mode.FAST and propagate_deletes
+    mapped: set[str] = set()
+    for r, s in sorted(synced.items()):
+        if s.uid in mapped:
+            raise PlanError(f"contact {s.uid!r} mapped to two records")
+        mapped.add(s.uid)
+        c, p = now.get(r), pda.get(s.uid)
+        if c is not None and p is not None:
+            b.pair(r, s, c, p, policy)
+        elif c is not None:  # the contact was deleted on the PDA
+            if deletions and c == s.card:
+                b.deletes.append(CardDelete(r, Synced(s.uid, c, s.pda)))
+            else:  # modified-vs-deleted keeps the modified; slow/refresh never delete
+                b.create(r, c, uid=s.uid)
+        elif p is not None:  # the record was emptied on the card
+            if deletions and p == s.pda:
+                b.to_pda.append(DeleteContact(s.uid, r))
+            else:
+                b.put(s.uid, r, p, None)
+    _match_unmapped(b, now, synced, mapped)
+    return Plan(mode, tuple(b.to_pda), tuple(b.deletes + b.puts + b.new_puts),
+                b.synced, b.conflicts, tuple(b.skipped))
+
+
+def _match_unmapped(
+    b: _Builder, now: Mapping[int, Entry], synced: Mapping[int, Synced], mapped: set[str]
+) -> None:
+    """Pair card-only records with unmapped contacts by content before copying anything."""
+    card_only = [r for r in sorted(now) if r not in synced]
+    pda_only = [u for u in sorted(b.pda) if u not in mapped]
+    keys: list[Callable[[Entry], tuple[str, str | None]]] = [
+        lambda e: (e.name, e.number),
+        lambda e: (b.fits(e.name), e.number),
+    ]
+    for key in keys:
+        index: dict[tuple[str, str | None], list[str]] = {}
+        for u in pda_only:
+            index.setdefault(key(b.pda[u]), []).append(u)
+        rest = []
+        for r in card_only:
+            uids = index.get((now[r].name, now[r].number))
+            if uids:
+                u = uids.pop(0)
+                pda_only.remove(u)
+                b.keep(r, u, now[r], b.pda[u])
+            else:
+                rest.append(r)
+        card_only = rest
+    for r in card_only:
+        b.create(r, now[r])
+    for u in pda_only:
+        if b.pda[u].number is None:
+            b.skipped.append(u)
+        else:
+            b.put(u, None, b.pda[u], None)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The map after the phone applied the ops, and how many ops it skipped."""
+
+    synced: Mapping[int, Synced]
+    skipped: int
+
+
+def settle(done: Plan, applied: Applied) -> Settled:
+    """The new map once the phone reported `applied` for `done.ops()`."""
+    synced = dict(done.synced)
+    results = {r.ref: r for r in applied.results}
+    if set(results) != set(range(len(done.to_card))):
+        raise PlanError("results do not answer the planned ops")
+    skipped = len(done.skipped)
+    for ref, action in enumerate(done.to_card):
+        res = results[ref]
+        if isinstance(res, Skipped):
+            skipped += 1
+            if action.fallback is not None and action.record is not None:
+                synced[action.record] = action.fallback
+        elif isinstance(action, CardPut) and isinstance(res, Stored):
+            if res.record in synced:
+                raise PlanError(f"record {res.record} stored over a mapped record")
+            stored = Entry(res.name, res.number or None)
+            synced[res.record] = Synced(action.uid, stored, action.entry)
+        elif not (isinstance(action, CardDelete) and isinstance(res, Removed)):
+            raise PlanError(f"result {res!r} does not answer {action!r}")
+    return Settled(synced, skipped)
