@@ -1,0 +1,153 @@
+"""The one async interface to a card, and the T=0 procedure-byte rules.
+
+Every implementation supplies raw ``_exchange(bytes) -> bytes`` plus open, close
+and reset; ``CardLink.transmit`` hides ``61xx``/``9Fxx`` (GET RESPONSE) and
+``6Cxx`` (re-send with the right Le) so nothing above this module ever sees a
+procedure status word (card.md §1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from types import TracebackType
+
+from cardio import errors
+from cardio.apdu import SW1_GSM_MORE_DATA, SW1_MORE_DATA, SW1_WRONG_LE, Command, Response
+
+INS_GET_RESPONSE = 0xC0
+# A card that keeps answering procedure bytes is broken; stop instead of looping forever.
+MAX_PROCEDURE_ROUNDS = 32
+
+
+def get_response_for(command: Command, length: int) -> Command:
+    """GET RESPONSE that fits ``command``: ``A0 C0`` after ``A0``, ``0X C0`` after ``0X``/``8X``."""
+    cla = 0xA0 if command.cla == 0xA0 else command.channel
+    return Command(cla, INS_GET_RESPONSE, 0, 0, b"", length or 256)
+
+
+class CardLink(ABC):
+    """An async connection to one card; use as ``async with link:``.
+
+    Counters (``apdu_count``, ``bytes_sent``, ``bytes_received``) count raw
+    exchanges including GET RESPONSE and ``6Cxx`` re-sends: that is the cost of
+    the slow card link the daemon tries to minimise.
+    """
+
+    def __init__(self) -> None:
+        self.apdu_count = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self._atr = b""
+        self._is_open = False
+        # One command (with its GET RESPONSE chain) at a time: an interleaved command
+        # would discard the card's pending response.
+        self._lock = asyncio.Lock()
+
+    # --- what implementations provide -------------------------------------
+
+    @abstractmethod
+    async def _open(self) -> bytes:
+        """Connect and return the ATR."""
+
+    @abstractmethod
+    async def _close(self) -> None:
+        """Disconnect, leaving the card powered (no session-ending reset)."""
+
+    @abstractmethod
+    async def _reset(self) -> bytes:
+        """Warm reset; return the new ATR."""
+
+    @abstractmethod
+    async def _exchange(self, apdu: bytes) -> bytes:
+        """Send one raw C-APDU, return the raw R-APDU (data + SW1 SW2)."""
+
+    # --- the interface ------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """True between a successful ``open()`` and ``close()``."""
+        return self._is_open
+
+    @property
+    def atr(self) -> bytes:
+        """The card's answer to reset (empty before ``open()``)."""
+        return self._atr
+
+    async def open(self) -> None:
+        """Connect to the card; a second call on an open link does nothing."""
+        if self._is_open:
+            return
+        self._atr = await self._open()
+        self._is_open = True
+
+    async def close(self) -> None:
+        """Disconnect; idempotent, safe on a link that never opened."""
+        if not self._is_open:
+            return
+        self._is_open = False
+        async with self._lock:
+            await self._close()
+
+    async def reset(self) -> None:
+        """Warm reset: ends every card session and returns to the MF."""
+        self._require_open()
+        async with self._lock:
+            self._atr = await self._reset()
+
+    async def transmit(self, command: Command) -> Response:
+        """Send ``command``; return the final data and status word.
+
+        ``61xx``/``9Fxx`` are followed by GET RESPONSE on the same channel (and
+        chained), ``6Cxx`` by a re-send with ``Le = xx``.
+        """
+        self._require_open()
+        async with self._lock:
+            return await self._transmit_locked(command)
+
+    async def __aenter__(self) -> CardLink:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- internals ----------------------------------------------------------
+
+    def _require_open(self) -> None:
+        if not self._is_open:
+            raise errors.LinkClosed("card link is not open")
+
+    async def _raw(self, command: Command) -> Response:
+        raw = command.to_bytes()
+        answer = await self._exchange(raw)
+        self.apdu_count += 1
+        self.bytes_sent += len(raw)
+        self.bytes_received += len(answer)
+        return Response.from_bytes(answer)
+
+    async def _transmit_locked(self, command: Command) -> Response:
+        data = b""
+        current = command
+        for _ in range(MAX_PROCEDURE_ROUNDS):
+            response = await self._raw(current)
+            if response.sw1 in (SW1_MORE_DATA, SW1_GSM_MORE_DATA):
+                data += response.data
+                current = get_response_for(command, response.sw2)
+                continue
+            if response.sw1 == SW1_WRONG_LE:
+                data += response.data
+                current = current.with_le(response.sw2 or 256)
+                continue
+            return Response(data + response.data, response.sw)
+        raise errors.LinkProtocolError(
+            f"card kept answering procedure bytes after {MAX_PROCEDURE_ROUNDS} rounds"
+        )
+
+
+__all__ = ["CardLink", "get_response_for"]

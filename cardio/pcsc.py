@@ -1,0 +1,170 @@
+"""The PC/SC link: pyscard's ``smartcard.scard`` calls, each in a worker thread.
+
+Blocking PC/SC calls run in ``asyncio.to_thread`` (the loop's default executor),
+so nothing blocks the event loop and no thread of ours outlives a call. PC/SC
+return codes become the ``cardio.errors`` tree at this edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from smartcard import scard  # pyscard ships no type hints (see pyproject mypy overrides)
+
+from cardio import errors
+from cardio.link import CardLink
+
+_REMOVED = frozenset({scard.SCARD_W_REMOVED_CARD, scard.SCARD_W_RESET_CARD})
+_NO_CARD = frozenset(
+    {scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_UNRESPONSIVE_CARD, scard.SCARD_W_UNPOWERED_CARD}
+)
+_GONE = frozenset(
+    {
+        scard.SCARD_E_READER_UNAVAILABLE,
+        scard.SCARD_E_UNKNOWN_READER,
+        scard.SCARD_E_NO_SERVICE,
+        scard.SCARD_E_SERVICE_STOPPED,
+        scard.SCARD_E_NO_READERS_AVAILABLE,
+        scard.SCARD_E_INVALID_HANDLE,
+    }
+)
+
+
+def pcsc_error(hresult: int, doing: str) -> errors.LinkError:
+    """Translate a PC/SC return code into the error tree (``doing`` names the step)."""
+    code = hresult & 0xFFFFFFFF
+    text = f"{doing}: {scard.SCardGetErrorMessage(hresult).strip()} (0x{code:08X})"
+    if code in _REMOVED:
+        return errors.CardRemoved(text)
+    if code in _NO_CARD:
+        return errors.NoCard(text)
+    if code == scard.SCARD_E_TIMEOUT:
+        return errors.CardTimeout(text)
+    if code in _GONE:
+        return errors.ReaderGone(text)
+    return errors.LinkError(text)
+
+
+def _ok(hresult: int, doing: str) -> None:
+    if hresult != scard.SCARD_S_SUCCESS:
+        raise pcsc_error(hresult, doing)
+
+
+def establish_context() -> Any:
+    """A PC/SC context handle (blocking); ``NoReader`` when the service is absent."""
+    hresult, hcontext = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hresult != scard.SCARD_S_SUCCESS:
+        raise errors.NoReader(
+            f"PC/SC service unavailable: {scard.SCardGetErrorMessage(hresult).strip()}"
+        )
+    return hcontext
+
+
+def list_readers(hcontext: Any) -> list[str]:
+    """Reader names known to PC/SC (blocking); empty list when there are none."""
+    hresult, readers = scard.SCardListReaders(hcontext, [])
+    if hresult == scard.SCARD_E_NO_READERS_AVAILABLE:
+        return []
+    _ok(hresult, "listing readers")
+    return list(readers)
+
+
+def choose_reader(readers: list[str], wanted: str) -> str:
+    """The one reader whose name contains ``wanted`` (an exact name always wins)."""
+    if wanted in readers:
+        return wanted
+    matches = [r for r in readers if wanted in r]
+    if not matches:
+        known = ", ".join(repr(r) for r in readers) or "none"
+        raise errors.NoReader(f"no reader matches {wanted!r} (readers: {known})")
+    if len(matches) > 1:
+        raise errors.AmbiguousReader(
+            f"{len(matches)} readers match {wanted!r}: {', '.join(repr(r) for r in matches)}"
+        )
+    return matches[0]
+
+
+class PcscLink(CardLink):
+    """A card in the PC/SC reader whose name contains ``reader`` (shared access, T=0).
+
+    ``close()`` disconnects with ``SCARD_LEAVE_CARD`` (the card stays powered and
+    its sessions stay open); ``reset()`` is a warm reset that ends them.
+    """
+
+    def __init__(self, reader: str = "") -> None:
+        super().__init__()
+        self.wanted = reader
+        self.reader_name = ""
+        self._hcontext: Any = None
+        self._hcard: Any = None
+
+    async def _open(self) -> bytes:
+        return await asyncio.to_thread(self._open_blocking)
+
+    def _open_blocking(self) -> bytes:
+        hcontext = establish_context()
+        try:
+            name = choose_reader(list_readers(hcontext), self.wanted)
+            hresult, hcard, _protocol = scard.SCardConnect(
+                hcontext, name, scard.SCARD_SHARE_SHARED, scard.SCARD_PROTOCOL_T0
+            )
+            _ok(hresult, f"connecting to {name!r}")
+            try:
+                atr = self._atr_of(hcard)
+            except errors.LinkError:
+                scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
+                raise
+        except BaseException:
+            scard.SCardReleaseContext(hcontext)
+            raise
+        self._hcontext, self._hcard, self.reader_name = hcontext, hcard, name
+        return atr
+
+    @staticmethod
+    def _atr_of(hcard: Any) -> bytes:
+        hresult, _reader, _state, _protocol, atr = scard.SCardStatus(hcard)
+        _ok(hresult, "reading the card status")
+        return bytes(atr)
+
+    async def _close(self) -> None:
+        await asyncio.to_thread(self._close_blocking)
+
+    def _close_blocking(self) -> None:
+        hcard, hcontext = self._hcard, self._hcontext
+        self._hcard = self._hcontext = None
+        # Errors on the way out (card already gone) change nothing for the caller.
+        if hcard is not None:
+            scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
+        if hcontext is not None:
+            scard.SCardReleaseContext(hcontext)
+
+    async def _reset(self) -> bytes:
+        return await asyncio.to_thread(self._reset_blocking)
+
+    def _reset_blocking(self) -> bytes:
+        hresult, _protocol = scard.SCardReconnect(
+            self._hcard, scard.SCARD_SHARE_SHARED, scard.SCARD_PROTOCOL_T0, scard.SCARD_RESET_CARD
+        )
+        _ok(hresult, "resetting the card")
+        return self._atr_of(self._hcard)
+
+    async def _exchange(self, apdu: bytes) -> bytes:
+        return await asyncio.to_thread(self._exchange_blocking, apdu)
+
+    def _exchange_blocking(self, apdu: bytes) -> bytes:
+        if self._hcard is None:
+            raise errors.LinkClosed("card link is closed")
+        hresult, answer = scard.SCardTransmit(self._hcard, scard.SCARD_PCI_T0, list(apdu))
+        if hresult == scard.SCARD_E_NOT_TRANSACTED and self._card_absent():
+            # pcscd reports a card that vanished mid-command as "not transacted".
+            raise errors.CardRemoved("transmit: card was removed during the command")
+        _ok(hresult, "transmitting")
+        return bytes(answer)
+
+    def _card_absent(self) -> bool:
+        hresult, _reader, state, _protocol, _atr = scard.SCardStatus(self._hcard)
+        return hresult in _REMOVED or not state & scard.SCARD_PRESENT
+
+
+__all__ = ["PcscLink", "choose_reader", "list_readers", "pcsc_error"]
