@@ -1,0 +1,168 @@
+"""Device identities: a self-signed certificate whose SHA-256 fingerprint is the device id.
+
+Pairing means exchanging device ids out of band (shown, typed or scanned); the TLS
+layer then pins them. EC P-256 keys: OpenSSL 3's TLS 1.3 signs with them everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import os
+import re
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .errors import BadDeviceId, IdentityError
+
+__all__ = ["CERT_FILE", "KEY_FILE", "Identity", "device_id_of", "normalize_device_id"]
+
+CERT_FILE = "device-cert.pem"
+KEY_FILE = "device-key.pem"
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_COLON_HEX = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){31}")
+# RFC 5280 4.1.2.5: this date means "no well-defined expiration"; pinning, not expiry,
+# decides trust, and an expired pinned cert would otherwise break the pairing silently.
+_NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
+
+
+def device_id_of(cert_der: bytes) -> str:
+    """The device id of a DER certificate: its SHA-256 fingerprint, 64 lowercase hex."""
+    return hashlib.sha256(cert_der).hexdigest()
+
+
+def normalize_device_id(text: str) -> str:
+    """Return *text* as a canonical device id (64 lowercase hex digits).
+
+    Accepts that form (any case) and the colon-separated form ``AB:CD:...`` (32 pairs);
+    surrounding whitespace is ignored. Anything else raises ``BadDeviceId``.
+    """
+    if not isinstance(text, str):
+        raise BadDeviceId(f"a device id must be a string, not {type(text).__name__}")
+    stripped = text.strip()
+    if _COLON_HEX.fullmatch(stripped):
+        return stripped.replace(":", "").lower()
+    lowered = stripped.lower()
+    if _HEX64.fullmatch(lowered):
+        return lowered
+    raise BadDeviceId(
+        f"malformed device id {text!r}: expected 64 hex digits (the SHA-256 fingerprint "
+        "of the device certificate), optionally as 32 colon-separated pairs"
+    )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """This device's certificate and key, as files the ``ssl`` module can load."""
+
+    cert_path: Path
+    key_path: Path
+    cert_der: bytes = field(repr=False)
+    device_id: str
+
+    @classmethod
+    def load_or_create(cls, directory: str | os.PathLike[str]) -> Identity:
+        """Load the identity kept in *directory*, creating it (once) if there is none.
+
+        The key file is written with mode 0600 and both files atomically (temporary
+        file, fsync, rename; key first, so a crash never leaves a certificate whose
+        key is missing). An identity that exists but is unreadable, mismatched or
+        readable by others raises ``IdentityError`` and is never replaced.
+        """
+        folder = Path(directory)
+        cert_path, key_path = folder / CERT_FILE, folder / KEY_FILE
+        if not cert_path.exists():
+            try:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                # A key without a certificate is a create cut short: start over.
+                _create(cert_path, key_path)
+            except OSError as exc:
+                raise IdentityError(f"cannot create a device identity in {folder}: {exc}") from exc
+        return cls._load(cert_path, key_path)
+
+    @classmethod
+    def _load(cls, cert_path: Path, key_path: Path) -> Identity:
+        try:
+            mode = key_path.stat().st_mode
+            cert_pem = cert_path.read_bytes()
+            key_pem = key_path.read_bytes()
+        except OSError as exc:
+            raise IdentityError(f"cannot read the device identity: {exc}") from exc
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise IdentityError(
+                f"{key_path} is accessible by other users (mode {stat.S_IMODE(mode):04o}); "
+                f"run: chmod 600 {key_path}"
+            )
+        try:
+            cert = x509.load_pem_x509_certificate(cert_pem)
+            key = serialization.load_pem_private_key(key_pem, password=None)
+        except ValueError as exc:
+            raise IdentityError(f"corrupt device identity in {cert_path.parent}: {exc}") from exc
+        if key.public_key() != cert.public_key():
+            raise IdentityError(f"{key_path} does not belong to the certificate {cert_path}")
+        der = cert.public_bytes(serialization.Encoding.DER)
+        return cls(cert_path, key_path, der, device_id_of(der))
+
+
+def _make_pair() -> tuple[bytes, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "simsync device")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))  # tolerate skewed peer clocks
+        .not_valid_after(_NOT_AFTER)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _create(cert_path: Path, key_path: Path) -> None:
+    cert_pem, key_pem = _make_pair()
+    _atomic_write(key_path, key_pem)
+    _atomic_write(cert_path, cert_pem)
+    dir_fd = os.open(cert_path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the renames themselves durable
+    finally:
+        os.close(dir_fd)
