@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cardio.codecs.alpha import check_name, decode_alpha, encode_alpha
-from cardio.codecs.bcd import decode_bcd, encode_bcd
+from cardio.codecs.bcd import DIGITS, decode_bcd, encode_bcd
 from cardio.codecs.errors import (
     CodecError,
     InvalidField,
@@ -104,7 +104,9 @@ class AdnRecord:
         # Characters are checked now; whether the name fits depends on the EF's X.
         check_name(self.name)
         digits = self.digits
-        encode_bcd(digits)
+        for pos, ch in enumerate(self.number):
+            if ch not in DIGITS and not (ch == "+" and pos == 0):
+                raise InvalidNumber(self.number, ch, pos)
         if self.number.startswith("+"):
             if not digits:
                 raise InvalidNumber(self.number, "+", 0, "a '+' needs digits after it")
