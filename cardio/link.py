@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from types import TracebackType
+from typing import Self
 
 from cardio import errors
 from cardio.apdu import SW1_GSM_MORE_DATA, SW1_MORE_DATA, SW1_WRONG_LE, Command, Response
@@ -105,7 +106,7 @@ class CardLink(ABC):
         async with self._lock:
             return await self._transmit_locked(command)
 
-    async def __aenter__(self) -> CardLink:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 
