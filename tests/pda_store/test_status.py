@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pda.status import StatusTable
-from pda.store import Projection
+from pda.store import BadContact, Projection
 from pda.vcard import new_card
 from pda.vdir import STATUS_DB_NAME, VdirStore
 
@@ -194,3 +194,20 @@ def test_get_reads_the_file_now(vdir: Path) -> None:
     info = store.get("c000")
     assert info is not None
     assert info.projection.name == "Person 0"
+
+
+def test_contact_whose_file_turns_bad(vdir: Path) -> None:
+    paths = fill(vdir, 2)
+    store = VdirStore(vdir)
+    store.scan()
+    paths[0].write_bytes(b"BEGIN:VCARD\r\nVERSION:3.0\r\nbroken line\r\nEND:VCARD\r\n")
+    with pytest.raises(BadContact) as err:
+        store.get("c000")
+    assert err.value.path == str(paths[0])
+    with pytest.raises(BadContact):
+        store.update_projection("c000", Projection("Overwrite?", "1"))
+    with pytest.raises(BadContact):
+        store.delete("c000")
+    assert paths[0].read_bytes().startswith(b"BEGIN:VCARD\r\nVERSION:3.0\r\nbroken")
+    assert set(store.scan()) == {"c001"}
+    assert [Path(b.path).name for b in store.bad_files] == ["c000.vcf"]
