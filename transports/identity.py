@@ -87,6 +87,11 @@ class Identity:
                 _create(cert_path, key_path)
             except OSError as exc:
                 raise IdentityError(f"cannot create a device identity in {folder}: {exc}") from exc
+        elif not key_path.exists():
+            raise IdentityError(
+                f"{cert_path} exists but its key {key_path} is missing: restore the key, or "
+                "delete the certificate to make a new identity (peers must then pair again)"
+            )
         return cls._load(cert_path, key_path)
 
     @classmethod

@@ -51,6 +51,7 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 _HELLO = b"simsync-pair/1 cert:"
 _ACCEPT = b"simsync-pair/1 accept"
 _REFUSE = b"simsync-pair/1 refuse"
+_READY = b"simsync-pair/1 ready"  # first frame inside TLS, from the server
 _RECORD = 16384  # plaintext per TLS record (the TLS maximum), so one record per inner frame
 _RECORD_OVERHEAD = 256  # TLS 1.3 needs 22 bytes per record; room to spare
 _MIN_INNER_FRAME = 4096  # the pairing hello and the handshake flights must fit one frame
@@ -84,9 +85,16 @@ async def _recv_hs(link: FrameLink, what: str) -> bytes:
         raise HandshakeFailed(f"{link.peer} closed the link during {what}") from exc
 
 
+async def _send_hs(link: FrameLink, frame: bytes, what: str) -> None:
+    try:
+        await link.send(frame)
+    except TransportClosed as exc:
+        raise HandshakeFailed(f"{link.peer} closed the link during {what}") from exc
+
+
 async def _pair_check(link: FrameLink, identity: Identity, allowed: frozenset[str]) -> bytes:
     """Exchange certificates and verdicts; return the peer's DER certificate."""
-    await link.send(_HELLO + identity.cert_der)
+    await _send_hs(link, _HELLO + identity.cert_der, "the pairing hello")
     hello = await _recv_hs(link, "the pairing hello")
     if not hello.startswith(_HELLO):
         raise HandshakeFailed(f"{link.peer} is not a simsync TLS peer (bad pairing hello)")
@@ -97,7 +105,7 @@ async def _pair_check(link: FrameLink, identity: Identity, allowed: frozenset[st
         raise HandshakeFailed(f"{link.peer} sent a malformed certificate: {exc}") from exc
     peer_id = device_id_of(peer_der)
     paired = peer_id in allowed
-    await link.send(_ACCEPT if paired else _REFUSE)
+    await _send_hs(link, _ACCEPT if paired else _REFUSE, "the pairing verdicts")
     # Wait for the peer's verdict even when refusing: closing with its verdict unread
     # could make TCP reset the connection and swallow our own refusal on its way.
     try:
@@ -128,7 +136,7 @@ async def _handshake(
             break
         except ssl.SSLWantReadError:
             if outgoing.pending:
-                await link.send(outgoing.read())
+                await _send_hs(link, outgoing.read(), "the TLS handshake")
             incoming.write(await _recv_hs(link, "the TLS handshake"))
         except ssl.SSLError as exc:
             if outgoing.pending:  # the alert tells the peer why, instead of a bare close
@@ -138,11 +146,24 @@ async def _handshake(
                 f"TLS handshake with {link.peer} failed: {exc.reason or exc}"
             ) from exc
     if outgoing.pending:
-        await link.send(outgoing.read())
+        await _send_hs(link, outgoing.read(), "the TLS handshake")
     presented = obj.getpeercert(binary_form=True)
     if presented is None or device_id_of(presented) != peer_id:
         raise PeerRejected(device_id_of(presented) if presented else "(none)", link.peer)
-    return TlsLink(link, obj, incoming, outgoing, peer_id=peer_id, max_frame=max_frame)
+    tls = TlsLink(link, obj, incoming, outgoing, peer_id=peer_id, max_frame=max_frame)
+    # A TLS 1.3 client finishes its handshake before the server has checked the
+    # client's certificate; the server's READY makes both sides return only once
+    # both are satisfied, so a refusal surfaces here and not at the first recv.
+    try:
+        if server_side:
+            await tls.send(_READY)
+        elif await tls.recv() != _READY:
+            raise HandshakeFailed(f"{link.peer} did not confirm the TLS handshake")
+    except (TransportClosed, TlsError) as exc:
+        if isinstance(exc, HandshakeFailed):
+            raise
+        raise HandshakeFailed(f"{link.peer} ended the TLS handshake: {exc}") from exc
+    return tls
 
 
 async def _establish(
@@ -300,9 +321,7 @@ class TlsLink(FrameLink):
         except ssl.SSLZeroReturnError:
             data = b""
         except ssl.SSLError as exc:
-            self._ended = TlsError(
-                f"TLS data from {self.peer} failed verification: {exc.reason or exc}"
-            )
+            self._ended = TlsError(f"TLS stream from {self.peer} broke: {exc.reason or exc}")
             # Tampered or broken stream: drop the link so the peer fails too, not hangs.
             await self._link.close()
             return
