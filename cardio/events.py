@@ -129,10 +129,11 @@ class CardEvents:
 
     async def _interrupt(self) -> None:
         waiting = self._waiting
-        if waiting is not None and not waiting.done():
+        # A cancel that lands before the worker enters its wait is lost, so repeat it
+        # until the worker is back; usually the first one does it within microseconds.
+        while waiting is not None and not waiting.done():
             scard.SCardCancel(self._hcontext)
-            # The worker returns within microseconds of the cancel; wait so it is gone.
-            await asyncio.wait([waiting])
+            await asyncio.wait([waiting], timeout=0.05)
 
     # --- worker-thread side -------------------------------------------------
 

@@ -15,6 +15,8 @@ from smartcard import scard  # pyscard ships no type hints (see pyproject mypy o
 from cardio import errors
 from cardio.link import CardLink
 
+# How long a failed transmit waits for pcscd to confirm a removal (it probes ~3x/s).
+REMOVAL_GRACE_MS = 1000
 _REMOVED = frozenset({scard.SCARD_W_REMOVED_CARD, scard.SCARD_W_RESET_CARD})
 _NO_CARD = frozenset(
     {scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_UNRESPONSIVE_CARD, scard.SCARD_W_UNPOWERED_CARD}
@@ -163,8 +165,24 @@ class PcscLink(CardLink):
         return bytes(answer)
 
     def _card_absent(self) -> bool:
-        hresult, _reader, state, _protocol, _atr = scard.SCardStatus(self._hcard)
-        return hresult in _REMOVED or not state & scard.SCARD_PRESENT
+        """After a failed transmit: is the card gone? Waits (bounded) for pcscd to notice."""
+        hresult, *_rest = scard.SCardStatus(self._hcard)
+        if hresult in _REMOVED or hresult == scard.SCARD_E_NO_SMARTCARD:
+            return True
+        # pcscd probes presence a few times a second; wait for its verdict, not longer.
+        known = scard.SCARD_STATE_UNAWARE
+        for timeout_ms in (0, REMOVAL_GRACE_MS):
+            hresult, states = scard.SCardGetStatusChange(
+                self._hcontext, timeout_ms, [(self.reader_name, known)]
+            )
+            if hresult == scard.SCARD_E_TIMEOUT:
+                break
+            if hresult != scard.SCARD_S_SUCCESS:
+                return False
+            known = states[0][1] & ~scard.SCARD_STATE_CHANGED
+            if not known & scard.SCARD_STATE_PRESENT:
+                return True
+        return False
 
 
 __all__ = ["PcscLink", "choose_reader", "list_readers", "pcsc_error"]
