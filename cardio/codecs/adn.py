@@ -174,7 +174,8 @@ class AdnRecord:
     ) -> AdnRecord | None:
         """The record held in ``raw``, or None for an empty record.
 
-        ``ext1_reader(record_no)`` returns raw EF.EXT1 records; with it, a chain is
+        ``ext1_reader(record_no)`` returns raw EF.EXT1 records (its own errors
+        propagate); with it, the chain of a record holding a full 20 digits is
         followed and its digits appended. Without it the number is the ADN
         record's own digits and ``ext1`` tells the caller a chain exists.
         Raises MalformedRecord (a CodecError) for bytes that are not a record.
@@ -195,7 +196,9 @@ class AdnRecord:
             digits = decode_bcd(bcd[: length - 1])
         else:
             raise MalformedRecord(f"ADN BCD length {length} outside 1-11 (or FF)")
-        if ext1 != NO_EXT1 and ext1_reader is not None:
+        # Only a full record (20 digits) continues in EXT1; below that the link can
+        # only be a subaddress, or a stale id another phone left behind.
+        if ext1 != NO_EXT1 and ext1_reader is not None and length == 1 + _BCD_BYTES:
             digits += read_ext1_chain(ext1, ext1_reader)[0]
         plus = "+" if digits and _ton(ton_npi) == _TON_INTERNATIONAL else ""
         try:

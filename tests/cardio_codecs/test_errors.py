@@ -185,3 +185,10 @@ def test_fit_name_examples() -> None:
     assert fit_name("Сергей Иванович", 8) == "Серге"  # 81: 3 header bytes + 5
     assert fit_name("short", 18) == "short"
     assert fit_name("anything", 0) == ""
+
+
+def test_a_short_number_does_not_follow_a_stale_ext1_link() -> None:
+    adn = b"\x4c" + b"\x03\x81\x21\x43" + FF * 8 + b"\xff\x01"
+    record = AdnRecord.decode(adn, {1: _ext(0xFF, b"\x65")}.__getitem__)
+    assert record is not None
+    assert (record.number, record.ext1) == ("1234", 1)

@@ -140,18 +140,35 @@ def test_decode_of_arbitrary_bytes_gives_a_record_or_a_codec_error(raw: bytes) -
         assert AdnRecord.decode(record.encode(len(raw) - 14)) == record
 
 
+# EXT1 records that look plausible (type 01/02, links among ids 0-6 or FF) plus noise.
+ext1_records = st.one_of(
+    st.builds(
+        lambda t, n, body, nxt: bytes([t, n]) + body + bytes([nxt]),
+        st.sampled_from([0x01, 0x02, 0x02, 0xFF, 0x03]),
+        st.integers(0, 12),
+        st.binary(min_size=10, max_size=10),
+        st.sampled_from([0, 1, 2, 3, 4, 5, 6, 0xFF]),
+    ),
+    st.binary(max_size=14),
+)
+
+
 @given(
-    st.binary(min_size=14, max_size=40),
-    st.dictionaries(st.integers(0, 255), st.binary(min_size=11, max_size=14), max_size=6),
+    st.binary(max_size=8),
+    st.binary(min_size=10, max_size=10),
+    st.sampled_from([0, 1, 2, 3, 4, 5, 6, 255]),
+    st.dictionaries(st.integers(0, 6), ext1_records, max_size=7),
 )
 def test_decode_with_an_arbitrary_ext1_file_never_crashes(
-    raw: bytes, ext1: dict[int, bytes]
+    alpha: bytes, bcd: bytes, ext1_id: int, ext1: dict[int, bytes]
 ) -> None:
     def reader(rec_id: int) -> bytes:
         return ext1.get(rec_id, b"\xff" * 13)
 
+    raw = alpha + b"\x0b\x81" + bcd + bytes([0xFF, ext1_id])
     with contextlib.suppress(CodecError):
-        AdnRecord.decode(raw, reader)
+        record = AdnRecord.decode(raw, reader)
+        assert record is not None
 
 
 @given(st.binary(max_size=40))
