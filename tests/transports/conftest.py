@@ -64,3 +64,14 @@ async def pair(
 def key_dir(tmp_path: Path) -> Path:
     """A fresh directory for an identity."""
     return tmp_path / "identity"
+
+
+@pytest.fixture(autouse=True)
+async def _no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail a test that leaves asyncio tasks running (a reader nobody stops...)."""
+    before = asyncio.all_tasks()
+    yield
+    leaked = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()]
+    for task in leaked:
+        task.cancel()
+    assert not leaked, f"test leaked tasks: {leaked}"
