@@ -64,8 +64,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         card = open_image(args.image)
-    except (ImageError, OSError) as exc:
-        print(f"simsync card serve: cannot open {args.image}: {exc}", file=sys.stderr)
+    except ImageError as exc:  # its message names the file already
+        print(f"simsync card serve: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"simsync card serve: cannot open {args.image}: {exc.strerror}", file=sys.stderr)
         return 1
     configure_stderr_logging(debug=args.debug)
     try:
