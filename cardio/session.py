@@ -1,0 +1,305 @@
+"""One card, ready to sync: the phonebook selected, the PIN verified, a session channel open.
+
+``PhonebookCard`` gives everything above ``cardio`` one API, whether or not the
+card has the sync commands:
+
+- **sync-object cards**: NEWSYNC/GETCHANGES/STORESYNC go to the card on the
+  session's logical channel; the local copy is refreshed with the same three
+  commands under the host's own partner id, on a second channel when the card
+  offers one (so a partner's session stays open meanwhile).
+- **plain SIMs** (NEWSYNC answered ``6D00``/``6E00``, i.e. every SIM in phones
+  today): the same calls work; changes are found by a full read compared with
+  the host's snapshot for that (ICCID, partner), and the host keeps the sync
+  objects itself. Slower, never wrong. ``change_detection`` is then False.
+
+The card is the truth and the local copy follows it: every record the phone
+writes is written to the copy too, and a copy that cannot be proven current
+(its host object is not the card's) is replaced by a full read.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import structlog
+
+from cardio import errors
+from cardio.link import CardLink
+from cardio.localcopy import CardStateDB, digest
+from cardio.sim import Sim
+from cardio.sync import DEFAULT_DB, CardSync, Change, ChangeKind, NewSyncResult
+
+__all__ = ["ADN_PATH", "PhonebookCard", "RefreshStats"]
+
+log = structlog.get_logger(__name__)
+
+ADN_PATH = (0x3F00, 0x7F10, 0x6F3A)
+_EMPTY = 0xFF
+
+
+def _is_empty(raw: bytes) -> bool:
+    return all(b == _EMPTY for b in raw)
+
+
+@dataclass(frozen=True)
+class RefreshStats:
+    """What a refresh of the local copy cost and found."""
+
+    full: bool
+    changed: int
+    apdus: int
+
+
+class PhonebookCard:
+    """EF.ADN of one card, with its local copy; create with ``await PhonebookCard.open(...)``."""
+
+    def __init__(
+        self,
+        link: CardLink,
+        sim: Sim,
+        session: Sim,
+        state: CardStateDB,
+        *,
+        iccid: str,
+        records: int,
+        record_len: int,
+        host_partner: bytes,
+    ) -> None:
+        self.link = link
+        self._sim0 = sim
+        self._session = session
+        self._state = state
+        self.iccid = iccid
+        self.records = records
+        self.record_len = record_len
+        self.host_partner = host_partner
+        # None until the first sync command tells whether the card has them.
+        self.change_detection: bool | None = None
+        self._copy: dict[int, bytes] | None = None
+        self._host_sim: Sim | None = None
+        self._sync = CardSync(session)
+        # Plain-SIM session: the partner, the proposed object, and what it holds.
+        self._plain: tuple[bytes, int, bytes, dict[int, bytes], list[Change]] | None = None
+        self._session_open = False
+
+    @property
+    def alpha_len(self) -> int:
+        """Bytes of the alpha identifier in each ADN record (record length − 14)."""
+        return self.record_len - 14
+
+    @classmethod
+    async def open(
+        cls, link: CardLink, state: CardStateDB, *, pin: str | None, host_partner: bytes
+    ) -> PhonebookCard:
+        """Read the ICCID, select EF.ADN, verify ``pin``, open the session channel.
+
+        The link must be open. A wrong PIN raises ``PinRejected`` (tries left
+        attached); nothing here ever retries a PIN.
+        """
+        if not 1 <= len(host_partner) <= 16:
+            raise errors.InvalidRequest("host partner id must be 1..16 bytes")
+        sim = Sim(link)
+        iccid = await sim.iccid()
+        info = await sim.select_path(ADN_PATH)
+        if not info.is_record_ef or info.record_length < 14 or not info.record_count:
+            raise errors.MalformedResponse(
+                f"EF.ADN is not a linear fixed file of ADN records ({info})"
+            )
+        if pin is not None:
+            await sim.verify_pin(pin)
+        session = await sim.open_channel()
+        if session.channel:
+            await session.select_path(ADN_PATH)
+        log.info("card ready", iccid=iccid, records=info.record_count, channel=session.channel)
+        return cls(
+            link,
+            sim,
+            session,
+            state,
+            iccid=iccid,
+            records=info.record_count,
+            record_len=info.record_length,
+            host_partner=host_partner,
+        )
+
+    async def close(self) -> None:
+        """Close the logical channels this object opened (the link stays open)."""
+        for sim in (self._host_sim, self._session):
+            if sim is not None and sim.channel:
+                try:
+                    await sim.close_channel()
+                except errors.CardioError as exc:  # the card may be gone already
+                    log.info("channel close failed", channel=sim.channel, error=str(exc))
+        self._host_sim = None
+
+    # --- the local copy ---------------------------------------------------------
+
+    def cached(self) -> dict[int, bytes]:
+        """The local copy as last refreshed or written (all records, raw)."""
+        if self._copy is None:
+            raise errors.InvalidRequest("local copy not loaded: call refresh() first")
+        return dict(self._copy)
+
+    async def refresh(self) -> RefreshStats:
+        """Bring the local copy up to date with as few APDUs as the card allows."""
+        start = self.link.apdu_count
+        shares_channel = self._session_open and self._session.channel == 0
+        if self.change_detection is False or shares_channel:
+            # No sync commands, or they would disturb the partner session on the only channel:
+            # plain reads never do.
+            content = await self._full_read(self._session)
+            self._store_copy(content, replace=True, keep_host=True)
+            return RefreshStats(True, self.records, self.link.apdu_count - start)
+        sim = await self._host_channel()
+        sync = CardSync(sim)
+        try:
+            result = await sync.new_sync(self.host_partner, DEFAULT_DB)
+        except errors.SyncUnsupported:
+            self.change_detection = False
+            return await self.refresh()
+        self.change_detection = True
+        last, pending = self._state.host_objects(self.iccid)
+        copy = self._state.copy(self.iccid, self.records, self.record_len)
+        full = copy is None or result.last is None or result.last not in (last, pending)
+        if full:
+            content = await self._full_read(sim)
+            changed = self.records
+        else:
+            assert copy is not None
+            content = copy
+            listed = await sync.changes()
+            for change in listed:
+                content[change.record] = await sim.read_record(change.record)
+            changed = len(listed)
+        # Pending first: a crash before the promotion below still leaves a provable copy.
+        self._store_copy(content, replace=full, host_last=last, host_pending=result.proposed)
+        await sync.store_sync(result.proposed)
+        self._state.promote_host(self.iccid, result.proposed)
+        log.info("local copy refreshed", full=full, changed=changed)
+        return RefreshStats(full, changed, self.link.apdu_count - start)
+
+    async def _host_channel(self) -> Sim:
+        if self._session.channel == 0:
+            return self._session
+        if self._host_sim is None:
+            sim = await self._sim0.open_channel()
+            if sim.channel == 0:
+                return self._session
+            await sim.select_path(ADN_PATH)
+            self._host_sim = sim
+        return self._host_sim
+
+    async def _full_read(self, sim: Sim) -> dict[int, bytes]:
+        return {n: await sim.read_record(n) for n in range(1, self.records + 1)}
+
+    def _store_copy(
+        self,
+        content: dict[int, bytes],
+        *,
+        replace: bool,
+        host_last: bytes | None = None,
+        host_pending: bytes | None = None,
+        keep_host: bool = False,
+    ) -> None:
+        if keep_host:
+            host_last, host_pending = self._state.host_objects(self.iccid)
+        self._state.save_copy(
+            self.iccid,
+            self.records,
+            self.record_len,
+            content,
+            host_last=host_last,
+            host_pending=host_pending,
+            replace=replace,
+        )
+        self._copy = dict(content)
+
+    # --- a partner's session (the three commands, or their host-side emulation) ---
+
+    async def new_sync(self, partner: bytes, db: int = DEFAULT_DB) -> NewSyncResult:
+        """NEWSYNC for ``partner``: last object (None: slow), proposed object, change count."""
+        if db != DEFAULT_DB:
+            raise errors.InvalidRequest("only EF.ADN (6F3A) is synchronised")
+        if self.change_detection is not False:
+            try:
+                result = await self._sync.new_sync(partner, db)
+            except errors.SyncUnsupported:
+                self.change_detection = False
+                log.info("card has no sync commands: host-side change detection", iccid=self.iccid)
+            else:
+                self.change_detection = True
+                self._session_open = True
+                return result
+        return await self._plain_new_sync(partner, db)
+
+    async def _plain_new_sync(self, partner: bytes, db: int) -> NewSyncResult:
+        content = await self._full_read(self._session)
+        self._store_copy(content, replace=True, keep_host=True)
+        snap = self._state.plain_snapshot(self.iccid, partner, db)
+        listed: list[Change] = []
+        for n in range(1, self.records + 1):
+            raw = content[n]
+            if snap is None:
+                if not _is_empty(raw):
+                    listed.append(Change(ChangeKind.ADDED, n))
+                continue
+            before = snap.digests.get(n)
+            if before == digest(raw):
+                continue
+            was_empty = before is None or before == digest(b"\xff" * len(raw))
+            if _is_empty(raw):
+                if not was_empty:
+                    listed.append(Change(ChangeKind.DELETED, n))
+            else:
+                listed.append(Change(ChangeKind.ADDED if was_empty else ChangeKind.MODIFIED, n))
+        proposed = secrets.token_bytes(8)
+        self._plain = (partner, db, proposed, dict(content), listed)
+        self._session_open = True
+        return NewSyncResult(snap.last if snap else None, proposed, len(listed))
+
+    async def changes(self) -> list[Change]:
+        """The session's frozen change list, ascending by record number."""
+        if self._plain is not None:
+            return list(self._plain[4])
+        return await self._sync.changes()
+
+    async def read_record(self, number: int) -> bytes:
+        """READ RECORD on the session channel; the local copy follows."""
+        raw = await self._session.read_record(number)
+        if self._copy is not None:
+            self._copy[number] = raw
+        return raw
+
+    async def write_record(self, number: int, raw: bytes) -> None:
+        """UPDATE RECORD on the session channel (a write of the session's own)."""
+        await self._session.update_record(number, raw)
+        if self._copy is not None:
+            self._copy[number] = raw
+            self._state.put_records(self.iccid, {number: raw})
+        if self._plain is not None:
+            self._plain[3][number] = raw
+
+    async def store_sync(self, sync_object: bytes) -> None:
+        """STORESYNC: the partner now holds the card as it is (minus others' writes)."""
+        if self._plain is not None:
+            partner, db, proposed, held, _ = self._plain
+            if sync_object != proposed:
+                raise errors.WrongSyncObject(0x6A80, "STORESYNC", "not the proposed sync object")
+            self._state.store_plain(self.iccid, partner, db, proposed, held.items())
+            self._plain = None
+        else:
+            await self._sync.store_sync(sync_object)
+        self._session_open = False
+
+    async def free_record(self, taken: set[int]) -> int | None:
+        """An empty record not in ``taken``, checked on the card (the copy may be stale)."""
+        if self._copy is None:
+            await self.refresh()
+        assert self._copy is not None
+        for n in range(1, self.records + 1):
+            if n in taken or not _is_empty(self._copy[n]):
+                continue
+            if _is_empty(await self.read_record(n)):
+                return n
+        return None
