@@ -29,6 +29,7 @@ _GONE = frozenset(
         scard.SCARD_E_SERVICE_STOPPED,
         scard.SCARD_E_NO_READERS_AVAILABLE,
         scard.SCARD_E_INVALID_HANDLE,
+        scard.SCARD_F_COMM_ERROR,  # "RPC transport error": pcscd itself went away
     }
 )
 

@@ -158,7 +158,11 @@ class Sim:
     # --- CHV ----------------------------------------------------------------
 
     async def verify_pin(self, pin: str) -> None:
-        """VERIFY CHV1; ``PinRejected.tries_left`` tells what is left, ``CardBlocked`` if none."""
+        """VERIFY CHV1; ``PinRejected.tries_left`` tells what is left, ``CardBlocked`` if none.
+
+        A GSM card's ``9804`` carries no count: it is then read from the MF's SELECT
+        answer, which leaves the MF selected.
+        """
         data = _secret(pin, "PIN")
         await self.detect_class()
         response = await self.link.transmit(Command(self._cla_byte(), INS_VERIFY, 0, 1, data))

@@ -16,7 +16,7 @@ from cardio.events import CardEvent, CardEvents, EventKind
 from cardio.pcsc import PcscLink
 from cardio.sim import Sim
 from cardio.sync import CardSync
-from tests.fixtures.pcsc import READERS, ServedCard
+from tests.fixtures.pcsc import READERS, Pcscd, ServedCard
 
 pytestmark = pytest.mark.pcsc
 
@@ -137,3 +137,17 @@ async def test_card_removed_in_the_middle_of_a_read_loop(serve_card: Serve) -> N
         with pytest.raises(errors.CardRemoved):
             await read_all()
         assert 19 <= reads < 250
+
+
+async def test_pcscd_going_away_is_reader_gone(serve_card: Serve, pcscd: Pcscd) -> None:
+    serve_card()
+    async with PcscLink(READERS[0]) as link, CardEvents(include_present=False) as events:
+        sim = Sim(link)
+        await sim.select(0x3F00)
+        waiter = asyncio.create_task(anext(events))
+        await asyncio.to_thread(pcscd.restart)
+        with pytest.raises(errors.ReaderGone):
+            await sim.select(0x3F00)
+        async with asyncio.timeout(10):
+            with pytest.raises(errors.ReaderGone):
+                await waiter

@@ -20,7 +20,8 @@ from cardio.pcsc import choose_reader, pcsc_error
         (scard.SCARD_E_READER_UNAVAILABLE, errors.ReaderGone),
         (scard.SCARD_E_NO_SERVICE, errors.ReaderGone),
         (scard.SCARD_E_UNKNOWN_READER, errors.ReaderGone),
-        (scard.SCARD_F_COMM_ERROR, errors.LinkError),
+        (scard.SCARD_F_COMM_ERROR, errors.ReaderGone),
+        (scard.SCARD_E_INVALID_PARAMETER, errors.LinkError),
     ],
 )
 def test_pcsc_codes(code: int, cls: type[errors.LinkError]) -> None:
