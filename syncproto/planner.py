@@ -168,6 +168,11 @@ class _Builder:
     conflicts: int = 0
     skipped: list[str] = field(default_factory=list)
     made: set[str] = field(default_factory=set)
+    # Records that need a contact and contacts that need a record. They are matched
+    # by content (with each other and with the unmapped ones) before anything is
+    # copied, so a sync repeated after a crash finds what the first attempt made.
+    orphan_records: list[tuple[int, str | None]] = field(default_factory=list)
+    orphan_contacts: list[tuple[str, int | None]] = field(default_factory=list)
 
     def keep(self, record: int, uid: str, card: Entry, pda: Entry) -> None:
         self.synced[record] = Synced(uid, card, pda)
@@ -212,8 +217,8 @@ class _Builder:
             elif policy is Policy.PDA_WINS:
                 self.put(s.uid, r, p, Synced(s.uid, c, s.pda))
             else:  # both versions survive, each on both sides
-                self.create(r, c)
-                self.put(s.uid, None, p, None)
+                self.orphan_records.append((r, None))
+                self.orphan_contacts.append((s.uid, None))
 
 
 def _card_now(
@@ -266,12 +271,12 @@ def plan(
             if deletions and c == s.card:
                 b.deletes.append(CardDelete(r, Synced(s.uid, c, s.pda)))
             else:  # modified-vs-deleted keeps the modified; slow/refresh never delete
-                b.create(r, c, uid=s.uid)
+                b.orphan_records.append((r, s.uid))
         elif p is not None:  # the record was emptied on the card
             if deletions and p == s.pda:
                 b.to_pda.append(DeleteContact(s.uid, r))
             else:
-                b.put(s.uid, r, p, None)
+                b.orphan_contacts.append((s.uid, r))
     _match_unmapped(b, now, synced, mapped)
     return Plan(mode, tuple(b.to_pda), tuple(b.deletes + b.puts + b.new_puts),
                 b.synced, b.conflicts, tuple(b.skipped))
@@ -280,34 +285,33 @@ def plan(
 def _match_unmapped(
     b: _Builder, now: Mapping[int, Entry], synced: Mapping[int, Synced], mapped: set[str]
 ) -> None:
-    """Pair card-only records with unmapped contacts by content before copying anything."""
-    card_only = [r for r in sorted(now) if r not in synced]
-    pda_only = [u for u in sorted(b.pda) if u not in mapped]
+    """Pair records and contacts that lack a partner by content before copying anything."""
+    # record -> preferred uid of a contact made for it; uid -> preferred record.
+    records: dict[int, str | None] = dict(b.orphan_records)
+    records.update((r, None) for r in sorted(now) if r not in synced)
+    contacts: dict[str, int | None] = dict(b.orphan_contacts)
+    contacts.update((u, None) for u in sorted(b.pda) if u not in mapped)
     keys: list[Callable[[Entry], tuple[str, str | None]]] = [
         lambda e: (e.name, e.number),
         lambda e: (b.fits(e.name), e.number),
     ]
     for key in keys:
         index: dict[tuple[str, str | None], list[str]] = {}
-        for u in pda_only:
+        for u in contacts:
             index.setdefault(key(b.pda[u]), []).append(u)
-        rest = []
-        for r in card_only:
+        for r in list(records):
             uids = index.get((now[r].name, now[r].number))
             if uids:
                 u = uids.pop(0)
-                pda_only.remove(u)
+                del contacts[u], records[r]
                 b.keep(r, u, now[r], b.pda[u])
-            else:
-                rest.append(r)
-        card_only = rest
-    for r in card_only:
-        b.create(r, now[r])
-    for u in pda_only:
-        if b.pda[u].number is None:
+    for r, uid in sorted(records.items()):
+        b.create(r, now[r], uid)
+    for u, slot in sorted(contacts.items(), key=lambda item: item[0]):
+        if b.pda[u].number is None and slot is None:
             b.skipped.append(u)
         else:
-            b.put(u, None, b.pda[u], None)
+            b.put(u, slot, b.pda[u], None)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,236 @@
+"""The PDA's sync engine: one PDA-side session over a contact store and the card state.
+
+Synchronous and transport-free: the server feeds it each frame the phone sent
+(`handle(frame)`) and sends back the frames it returns. The order of durable
+effects is what makes a crash anywhere harmless:
+
+1. final CardData: the card's changes go into the store (idempotent: contacts
+   made from card records get deterministic uids), then PdaOps go out;
+2. Applied: the proposed anchor, the new map and projections are stored as
+   *pending* in one transaction, then Prepared goes out;
+3. Committed (or, after a lost Committed, the next Alert showing the card's
+   last anchor equal to our pending one): pending becomes last, then Done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from syncproto import (
+    Abort,
+    Alert,
+    AlertReply,
+    Applied,
+    CardData,
+    CardRecord,
+    Committed,
+    CreateContact,
+    DeleteContact,
+    Done,
+    Entry,
+    Message,
+    Mode,
+    PdaSession,
+    Plan,
+    PlanError,
+    Policy,
+    Prepared,
+    ProtocolError,
+    RequestedMode,
+    Synced,
+    plan,
+    settle,
+)
+
+from .cardstate import CardState, CardStateDB, CardStateError
+from .store import ContactNotFoundError, ContactStore, Projection, StoreError
+
+__all__ = ["SyncEngine", "SyncEngineError", "SyncOutcome", "prefix_fits"]
+
+# GSM 03.38 default alphabet (one septet each) and its escape table (two).
+_GSM = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXT = set("^{}\\[~]|€")
+
+
+def prefix_fits(name: str, alpha_len: int) -> str:
+    """The longest prefix of `name` an alpha field of `alpha_len` bytes holds.
+
+    GSM default alphabet (escaped characters count two) when every character
+    is in it, else UCS2 form `80` (one tag byte, two bytes a character). The
+    phone's codec is the authority: it reports what it stored, and this is used
+    only to recognise, by content, a record the card shortened.
+    """
+    if all(ch in _GSM or ch in _GSM_EXT for ch in name):
+        used, out = 0, []
+        for ch in name:
+            used += 2 if ch in _GSM_EXT else 1
+            if used > alpha_len:
+                break
+            out.append(ch)
+        return "".join(out)
+    return name[: max(0, (alpha_len - 1) // 2)]
+
+
+class SyncEngineError(Exception):
+    """The PDA could not complete a sync (store or state failure); the phone got an Abort."""
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    """What one finished session did on the PDA's side."""
+
+    mode: Mode
+    added: int
+    modified: int
+    deleted: int
+    conflicts: int
+    skipped: int
+
+
+def _projection(e: Entry) -> Projection:
+    return Projection(e.name, e.number)
+
+
+class SyncEngine:
+    """Drives one PDA-side session; make a new one per session."""
+
+    def __init__(
+        self,
+        store: ContactStore,
+        state: CardStateDB,
+        *,
+        policy: Policy = Policy.DUPLICATE,
+        propagate_deletes: bool = True,
+        fits: Callable[[str, int], str] = prefix_fits,
+    ) -> None:
+        self.store = store
+        self.state = state
+        self.policy = policy
+        self.propagate_deletes = propagate_deletes
+        self.fits = fits
+        self.session = PdaSession()
+        self.outcome: SyncOutcome | None = None
+        self.error: Exception | None = None  # what ended the session early, either side
+        self._alert: Alert | None = None
+        self._synced: dict[int, Synced] = {}
+        self._card: dict[int, Entry | None] = {}
+        self._plan: Plan | None = None
+        self._skipped = 0
+
+    @property
+    def finished(self) -> bool:
+        """True once the session is over (done, aborted or failed)."""
+        return self.session.finished
+
+    def handle(self, frame: bytes) -> list[bytes]:
+        """Take one frame from the phone; return the frames to send back."""
+        try:
+            msg = self.session.receive(frame)
+        except ProtocolError as exc:
+            self.error = exc
+            return [self.session.send(Abort(exc.code, str(exc)[:500]))]
+        try:
+            reply = self._dispatch(msg)
+        except PlanError as exc:  # the phone's results contradict the map: its fault
+            return self._fail("protocol_error", exc)
+        except (StoreError, CardStateError) as exc:
+            return self._fail("internal", exc)
+        return [] if reply is None else [self.session.send(reply)]
+
+    def _fail(self, code: str, exc: Exception) -> list[bytes]:
+        self.error = SyncEngineError(f"{code}: {exc}")
+        self.error.__cause__ = exc
+        return [self.session.send(Abort(code, str(exc)[:500]))]
+
+    def _dispatch(self, msg: Message) -> Message | None:
+        if isinstance(msg, Alert):
+            return AlertReply(self._decide(msg))
+        if isinstance(msg, CardData):
+            for e in msg.entries:
+                self._card[e.record] = (
+                    Entry(e.name, e.number or None) if isinstance(e, CardRecord) else None
+                )
+            return None if msg.more else self._plan_and_apply()
+        if isinstance(msg, Applied):
+            return self._prepare(msg)
+        if isinstance(msg, Committed):
+            return self._commit()
+        if isinstance(msg, Abort):
+            self.error = SyncEngineError(f"phone aborted: {msg.code}: {msg.message}")
+        return None
+
+    def _decide(self, alert: Alert) -> Mode:
+        self._alert = alert
+        st = self.state.load(alert.iccid, alert.db)
+        if st.store_id is not None and st.store_id != self.store.store_id:
+            st = CardState()  # the store was wiped or replaced: its map means nothing now
+        if alert.last is not None and alert.last == st.pending:
+            # The card took STORESYNC but our Committed got lost: the card is right.
+            self.state.promote(alert.iccid, alert.db, alert.last)
+            st = CardState(st.store_id, st.pending, None, st.pending_synced, {})
+        self._synced = dict(st.synced)
+        fast = alert.last is not None and alert.last == st.last
+        return {
+            RequestedMode.AUTO: Mode.FAST if fast else Mode.SLOW,
+            RequestedMode.SLOW: Mode.SLOW,
+            RequestedMode.REFRESH_FROM_CARD: Mode.REFRESH_FROM_CARD,
+            RequestedMode.REFRESH_FROM_PDA: Mode.REFRESH_FROM_PDA,
+        }[alert.requested]
+
+    def _new_uid(self, record: int, entry: Entry) -> str:
+        # Deterministic: a sync repeated after a crash makes the same uid, not a copy.
+        assert self._alert is not None
+        a = self._alert
+        key = "\x1f".join([a.iccid, str(a.db), str(record), entry.name, entry.number or ""])
+        return "simsync-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    def _plan_and_apply(self) -> Message:
+        alert, mode = self._alert, self.session.mode
+        assert alert is not None
+        assert mode is not None
+        pda = {u: Entry(c.projection.name, c.projection.number)
+               for u, c in self.store.scan().items()}
+        self._plan = plan(
+            mode=mode, card=self._card, pda=pda, synced=self._synced,
+            fits=lambda name: self.fits(name, alert.alpha_len), new_uid=self._new_uid,
+            policy=self.policy, propagate_deletes=self.propagate_deletes,
+        )
+        for a in self._plan.to_pda:
+            if isinstance(a, CreateContact):
+                if self.store.get(a.uid) is None:
+                    self.store.create(_projection(a.entry), uid=a.uid)
+                else:  # made by an attempt that crashed: rewrite, do not copy
+                    self.store.update_projection(a.uid, _projection(a.entry))
+            elif isinstance(a, DeleteContact):
+                with contextlib.suppress(ContactNotFoundError):  # gone already: goal reached
+                    self.store.delete(a.uid)
+            else:
+                try:
+                    self.store.update_projection(a.uid, _projection(a.entry))
+                except ContactNotFoundError:
+                    self.store.create(_projection(a.entry), uid=a.uid)
+        return self._plan.ops()
+
+    def _prepare(self, applied: Applied) -> Message:
+        assert self._alert is not None
+        assert self._plan is not None
+        settled = settle(self._plan, applied)
+        self._skipped = settled.skipped
+        a = self._alert
+        self.state.prepare(a.iccid, a.db, self.store.store_id, a.proposed, settled.synced)
+        return Prepared()
+
+    def _commit(self) -> Message:
+        assert self._alert is not None
+        assert self._plan is not None
+        self.state.promote(self._alert.iccid, self._alert.db, self._alert.proposed)
+        added, modified, deleted = self._plan.counts()
+        self.outcome = SyncOutcome(self._plan.mode, added, modified, deleted,
+                                   self._plan.conflicts, self._skipped)
+        return Done(added, modified, deleted, self._plan.conflicts, self._skipped)

@@ -1,0 +1,254 @@
+"""The PDA engine with a MemoryStore and a real SQLite CardStateDB, driven by a phone simulator."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import cbor2
+import pytest
+
+from pda.cardstate import CardStateDB
+from pda.engine import SyncEngine, prefix_fits
+from pda.store import MemoryStore, Projection
+from syncproto import Mode, Policy, RequestedMode, decode
+
+from .phone import ICCID, Crash, FakeCard, pda_view, sync
+
+
+@pytest.fixture
+def state(tmp_path: Path):
+    db = CardStateDB(tmp_path / "cards.sqlite")
+    yield db
+    db.close()
+
+
+def engine(store: MemoryStore, state: CardStateDB, **kw) -> SyncEngine:
+    return SyncEngine(store, state, **kw)
+
+
+def seeded() -> tuple[FakeCard, MemoryStore]:
+    card = FakeCard(records=30, alpha_len=8)
+    card.add("Ann", "+491111")
+    card.add("Bob", "2222")
+    card.add("Alexande", "3333")  # the card's shortened form of the PDA's contact below
+    store = MemoryStore()
+    store.create(Projection("Alexander Macdonald", "3333"), extra=(("EMAIL", "a@x.org"),))
+    store.create(Projection("Carol", "4444"))
+    store.create(Projection("No Number", None))
+    return card, store
+
+
+def assert_equal(card: FakeCard, store: MemoryStore) -> None:
+    assert card.view() == pda_view(store, card.alpha_len)
+
+
+def test_first_sync_is_slow_and_matches_by_content_then_fast(state: CardStateDB) -> None:
+    card, store = seeded()
+    e = engine(store, state)
+    done = sync(card, e)
+    assert done is not None
+    assert e.outcome is not None
+    assert e.outcome.mode is Mode.SLOW
+    assert_equal(card, store)
+    # Alexander matched the shortened "Alexande" record: neither side got a copy.
+    assert len(card.records) == 4  # Ann, Bob, Alexande, Carol
+    assert len(store.scan()) == 5  # + Ann, Bob; "No Number" stays on the PDA only
+    assert (done.added, done.modified, done.deleted, done.conflicts, done.skipped) == (
+        2, 0, 0, 0, 1)
+    # The full name and the extra field were not touched by the shortened record.
+    alex = next(c for c in store.scan().values() if c.projection.number == "3333")
+    assert alex.projection.name == "Alexander Macdonald"
+    assert store.extra(alex.uid) == (("EMAIL", "a@x.org"),)
+
+    e2 = engine(store, state)
+    done2 = sync(card, e2)
+    assert e2.outcome is not None
+    assert e2.outcome.mode is Mode.FAST
+    assert done2 is not None
+    assert (done2.added, done2.modified, done2.deleted) == (0, 0, 0)
+    assert_equal(card, store)
+
+
+def edit_both_sides(card: FakeCard, store: MemoryStore) -> None:
+    """A person at work on both sides, including a conflict and a deletion each."""
+    uids = {c.projection.name: u for u, c in store.scan().items()}
+    recs = {v[0]: r for r, v in card.records.items()}
+    card.records[recs["Ann"]] = ("Ann B", "+491111")  # conflict: the PDA edits Ann too
+    store.update_projection(uids["Ann"], Projection("Ann", "+499999"))
+    card.add("Dan", "5555")  # before Bob goes, or it would reuse his slot (a modify)
+    del card.records[recs["Bob"]]  # deletion on the card
+    store.delete(uids["Carol"])  # deletion on the PDA
+    store.create(Projection("Eve Everywhere", "6666"))
+    store.update_projection(uids["Alexander Macdonald"], Projection("Alexander Macdonald", "3334"))
+
+
+@pytest.fixture
+def synced_pair(state: CardStateDB) -> tuple[FakeCard, MemoryStore]:
+    card, store = seeded()
+    assert sync(card, engine(store, state)) is not None
+    return card, store
+
+
+def test_fast_sync_applies_both_sides_edits_and_keeps_both_conflict_versions(
+    state: CardStateDB, synced_pair: tuple[FakeCard, MemoryStore]
+) -> None:
+    card, store = synced_pair
+    edit_both_sides(card, store)
+    e = engine(store, state)
+    done = sync(card, e)
+    assert done is not None
+    assert e.outcome is not None
+    assert e.outcome.mode is Mode.FAST
+    assert_equal(card, store)
+    names = sorted(c.projection.name for c in store.scan().values())
+    assert names == ["Alexander Macdonald", "Ann", "Ann B", "Dan", "Eve Everywhere", "No Number"]
+    assert sorted(card.records.values()) == [
+        ("Alexande", "3334"), ("Ann", "+499999"), ("Ann B", "+491111"), ("Dan", "5555"),
+        ("Eve Ever", "6666")]
+    assert done.conflicts == 1
+    assert done.deleted == 1  # Bob
+
+
+@pytest.mark.parametrize("crash", list(Crash))
+def test_crash_anywhere_then_resync_is_fast_equal_and_loses_or_copies_nothing(
+    tmp_path: Path, crash: Crash
+) -> None:
+    # The same history twice: once without a crash (the reference), once cut at `crash`.
+    results = []
+    for name, cut in (("ref", None), ("cut", crash)):
+        db = CardStateDB(tmp_path / f"{name}.sqlite")
+        card, store = seeded()
+        assert sync(card, engine(store, db)) is not None
+        edit_both_sides(card, store)
+        if cut is not None:
+            assert sync(card, engine(store, db), crash=cut) is None
+        e = engine(store, db)
+        assert sync(card, e) is not None
+        assert e.outcome is not None
+        assert e.outcome.mode is Mode.FAST  # an interrupted sync never costs a slow one
+        assert_equal(card, store)
+        # And the state is stable: one more sync has nothing to do.
+        e2 = engine(store, db)
+        again = sync(card, e2)
+        assert again is not None
+        assert (again.added, again.modified, again.deleted, again.conflicts) == (0, 0, 0, 0)
+        assert card.changes() == []
+        results.append((card.view(), Counter(c.projection for c in store.scan().values())))
+        db.close()
+    assert results[0] == results[1]
+
+
+def test_crash_after_storesync_promotes_the_pending_anchor(
+    state: CardStateDB, synced_pair: tuple[FakeCard, MemoryStore]
+) -> None:
+    card, store = synced_pair
+    edit_both_sides(card, store)
+    assert sync(card, engine(store, state), crash=Crash.STORESYNC) is None
+    before = state.load(ICCID, 0x6F3A)
+    assert before.pending == card.last
+    assert before.last != card.last
+    e = engine(store, state)
+    done = sync(card, e)
+    assert done is not None
+    assert e.outcome is not None
+    assert e.outcome.mode is Mode.FAST
+    assert (done.added, done.modified, done.deleted, done.conflicts) == (0, 0, 0, 0)
+    after = state.load(ICCID, 0x6F3A)
+    assert after.last == card.last
+    assert after.pending is None
+
+
+def test_wiped_store_forces_slow_and_deletes_nothing(
+    state: CardStateDB, synced_pair: tuple[FakeCard, MemoryStore]
+) -> None:
+    card, _old = synced_pair
+    fresh = MemoryStore()  # the vdir was wiped: a new store id, only one contact back
+    fresh.create(Projection("Ann", "+491111"))
+    records_before = dict(card.records)
+    e = engine(fresh, state)
+    done = sync(card, e)
+    assert done is not None
+    assert e.outcome is not None
+    assert e.outcome.mode is Mode.SLOW
+    assert done.deleted == 0
+    assert card.records == records_before  # nothing deleted, nothing copied to the card
+    assert_equal(card, fresh)
+    assert state.load(ICCID, 0x6F3A).store_id == fresh.store_id
+
+
+@pytest.mark.parametrize(
+    ("requested", "card_wins"),
+    [(RequestedMode.REFRESH_FROM_CARD, True), (RequestedMode.REFRESH_FROM_PDA, False)],
+)
+def test_refresh_modes_let_one_side_win_and_delete_nothing(
+    state: CardStateDB, synced_pair: tuple[FakeCard, MemoryStore],
+    requested: RequestedMode, card_wins: bool,
+) -> None:
+    card, store = synced_pair
+    edit_both_sides(card, store)
+    e = engine(store, state)
+    done = sync(card, e, requested=requested)
+    assert done is not None
+    assert e.outcome is not None
+    assert e.outcome.mode.value == requested.value
+    assert_equal(card, store)
+    ann = "Ann B" if card_wins else "Ann"
+    assert any(c.projection.name == ann for c in store.scan().values())
+    assert ("Bob", "2222") in card.records.values() or any(
+        c.projection.name == "Bob" for c in store.scan().values())
+    assert done.deleted == 0
+
+
+def test_card_full_and_no_number_are_skipped_and_stay_on_the_pda(state: CardStateDB) -> None:
+    card = FakeCard(records=2, alpha_len=8)
+    card.add("Ann", "1")
+    store = MemoryStore()
+    for name in ("Bea", "Cid", "Dee"):
+        store.create(Projection(name, "2"))
+    store.create(Projection("Nobody", None))
+    done = sync(card, engine(store, state))
+    assert done is not None
+    assert done.skipped == 3  # two did not fit, one has no number
+    assert len(card.records) == 2
+    assert len(store.scan()) == 5  # nothing dropped on the PDA
+
+
+def test_policies_decide_a_conflict(tmp_path: Path) -> None:
+    for policy, want in ((Policy.CARD_WINS, "Ann B"), (Policy.PDA_WINS, "Ann")):
+        db = CardStateDB(tmp_path / f"{policy}.sqlite")
+        card, store = seeded()
+        assert sync(card, engine(store, db)) is not None
+        edit_both_sides(card, store)
+        done = sync(card, engine(store, db, policy=policy))
+        assert done is not None
+        assert done.conflicts == 1
+        assert_equal(card, store)
+        anns = [c.projection.name for c in store.scan().values() if c.projection.name[:3] == "Ann"]
+        assert anns == [want]
+        db.close()
+
+
+def test_garbage_from_the_phone_gets_an_abort_and_changes_nothing(
+    state: CardStateDB, synced_pair: tuple[FakeCard, MemoryStore]
+) -> None:
+    _card, store = synced_pair
+    before_state, before_store = state.load(ICCID, 0x6F3A), store.scan()
+    e = engine(store, state)
+    frames = e.handle(cbor2.dumps([6]))  # Committed before anything
+    assert len(frames) == 1
+    abort = decode(frames[0])
+    assert abort.code == "protocol_error"  # type: ignore[union-attr]
+    assert "may not send Committed" in abort.message  # type: ignore[union-attr]
+    assert e.finished
+    assert e.error is not None
+    assert state.load(ICCID, 0x6F3A) == before_state
+    assert store.scan() == before_store
+
+
+def test_prefix_fits_follows_the_alpha_field() -> None:
+    assert prefix_fits("Alexander Macdonald", 8) == "Alexande"
+    assert prefix_fits("a{b", 2) == "a"  # '{' is escaped: two septets
+    assert prefix_fits("Δx", 2) == "Δx"
+    assert prefix_fits("Jürgen Ωmega", 5) == "Jürge"
+    assert prefix_fits("Пётр", 7) == "Пёт"  # UCS2 80: tag + 2 bytes each
