@@ -19,6 +19,7 @@ Every update is one transaction, so a crash leaves the previous state.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -105,6 +106,18 @@ class CardStateDB:
     def close(self) -> None:
         """Close the file."""
         self._db.close()
+
+    def host_partner(self) -> bytes:
+        """This phone's own partner id on cards (made once, random, 16 bytes)."""
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE key='host_partner'").fetchone()
+            if row is None:
+                # "H" keeps it apart from PDA ids (certificate fingerprints) by construction.
+                value = "48" + secrets.token_hex(15)
+                db.execute("INSERT INTO meta VALUES ('host_partner', ?)", (value,))
+            else:
+                value = row[0]
+        return bytes.fromhex(value)
 
     def _tx(self) -> sqlite3.Connection:
         # ``with self._db`` commits or rolls back; BEGIN IMMEDIATE makes it one transaction.

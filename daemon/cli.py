@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from cardio import cli as cardio_cli
 from daemon import commands as daemon_commands
+from daemon.logs import configure_logging
 from pda import cli as pda_cli
 from simcard import cli as simcard_cli
 
@@ -29,6 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more on stderr (-v: info, -vv: debug); default: warnings only",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        default="console",
+        help="stderr log lines for people (console) or one JSON object per line",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -59,6 +73,7 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(("warning", "info", "debug")[min(args.verbose, 2)], args.log_format)
     func: Handler = args.func
     try:
         return func(args)

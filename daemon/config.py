@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from cardio.errors import InvalidRequest
+from cardio.hostfiles import default_state_dir, read_pin
+
 __all__ = [
     "EX_CONFIG",
     "CardConfig",
@@ -95,13 +98,6 @@ class Config:
         raise ConfigError(self.path, "pda", f"no PDA named {name!r} in the config")
 
 
-def _default_state_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/simsync")
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "simsync"
-
-
 def normalize_device_id(value: str) -> str:
     """A SHA-256 certificate fingerprint as 64 lowercase hex digits (colons allowed on input)."""
     v = value.strip().replace(":", "").lower()
@@ -174,7 +170,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     node_id = node_r.opt_str("id") or socket.gethostname().split(".")[0] or "simsync"
     if not _NAME_RE.match(node_id):
         raise ConfigError(file, "node.id", "use 1-64 letters, digits, '.', '_' or '-'")
-    node = NodeConfig(id=node_id, state_dir=node_r.opt_path("state_dir") or _default_state_dir())
+    node = NodeConfig(id=node_id, state_dir=node_r.opt_path("state_dir") or default_state_dir())
 
     card_r = _Reader(file, "card", _table(file, data, "card"), {"reader", "pin_file", "image"})
     card = CardConfig(
@@ -216,17 +212,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 def read_pin_file(config: Config) -> str | None:
     """The PIN from ``card.pin_file`` (first line, 4-8 digits), or None when not configured."""
-    pin_file = config.card.pin_file
-    if pin_file is None:
+    if config.card.pin_file is None:
         return None
     try:
-        text = pin_file.read_text(encoding="utf-8")
-    except OSError as exc:
-        problem = f"cannot read {pin_file}: {exc.strerror}"
-        raise ConfigError(config.path, "card.pin_file", problem) from exc
-    lines = text.strip().splitlines()
-    pin = lines[0].strip() if lines else ""
-    if not (4 <= len(pin) <= 8 and pin.isascii() and pin.isdigit()):
-        # Never echo the content: it may be a real PIN with a typo.
-        raise ConfigError(config.path, "card.pin_file", f"{pin_file} must hold a PIN of 4-8 digits")
-    return pin
+        return read_pin(config.card.pin_file)
+    except InvalidRequest as exc:
+        raise ConfigError(config.path, "card.pin_file", str(exc)) from exc
