@@ -71,9 +71,13 @@ class CardStateDB:
         try:
             # Autocommit mode: transactions are the explicit BEGIN IMMEDIATE below.
             self._conn = sqlite3.connect(str(path), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise CardStateError(f"cannot open card state {path}: {exc}") from exc
+        try:
             self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
+            self._conn.close()
             raise CardStateError(f"cannot open card state {path}: {exc}") from exc
 
     def close(self) -> None:
