@@ -30,6 +30,8 @@ from typing import Protocol
 
 import structlog
 
+from simcard.errors import SimCardError
+
 __all__ = [
     "DEFAULT_VPCD",
     "CardLike",
@@ -58,8 +60,8 @@ _SECRET_INS = frozenset({0x20, 0x24, 0x26, 0x28, 0x2C})
 _MID_FRAME_TIMEOUT = 5.0
 
 
-class VpcdError(Exception):
-    """Root of the connector's errors."""
+class VpcdError(SimCardError):
+    """Root of the connector's errors (a branch of the card room's error tree)."""
 
 
 class VpcdAddressError(VpcdError, ValueError):

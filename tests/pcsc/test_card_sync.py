@@ -115,11 +115,6 @@ def test_newsync_alone_changes_nothing(fresh: Card) -> None:
     assert fresh.storesync(second[0xC3]) == 0x9000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="card core (simcard/card.py, uncommitted at the time) does not report a write made "
-    "on channel 0 while a session was open on channel 1 (spec/card.md §4); reproduced in-process",
-)
 def test_writes_by_others_during_a_session_are_reported_next_time(fresh: Card) -> None:
     for rec in (1, 2, 3):
         assert fresh.update_record(rec, adn_record(rec)) == 0x9000
