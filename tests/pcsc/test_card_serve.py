@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -91,15 +92,19 @@ def test_vpcd_unreachable_at_start_fails_after_the_timeout(tmp_path: Path) -> No
 
 
 @pytest.mark.pcsc
-def test_sigterm_exits_0_and_releases_the_image(
-    serve_card: Callable[..., ServedCard], pcsc_connect: Callable[[str], PcscConnection]
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_exits_0_and_releases_the_image(
+    serve_card: Callable[..., ServedCard],
+    pcsc_connect: Callable[[str], PcscConnection],
+    sig: signal.Signals,
 ) -> None:
     served = serve_card()
     card = Card(pcsc_connect(served.reader))
     assert card.verify() == 0x9000
     card.select_path(0x3F00, 0x7F10, ADN)
     assert card.update_record(9, adn_record(9)) == 0x9000
-    assert served.stop(timeout=5) == 0
+    assert served.stop(timeout=5, sig=sig) == 0
+    assert f"signal='{sig.name}'" in served.log()
     assert "vpcd connector stopped" in served.log()
     served.wait_absent()
     again = open_image(served.image)  # the lock is free
