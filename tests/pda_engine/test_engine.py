@@ -11,7 +11,17 @@ import pytest
 from pda.cardstate import CardStateDB
 from pda.engine import SyncEngine, prefix_fits
 from pda.store import MemoryStore, Projection
-from syncproto import Mode, Policy, RequestedMode, decode
+from syncproto import (
+    Abort,
+    Alert,
+    CardData,
+    CardRecord,
+    Mode,
+    PhoneSession,
+    Policy,
+    RequestedMode,
+    decode,
+)
 
 from .phone import ICCID, Crash, FakeCard, pda_view, sync
 
@@ -252,3 +262,22 @@ def test_prefix_fits_follows_the_alpha_field() -> None:
     assert prefix_fits("Δx", 2) == "Δx"
     assert prefix_fits("Jürgen Ωmega", 5) == "Jürge"
     assert prefix_fits("Пётр", 7) == "Пёт"  # UCS2 80: tag + 2 bytes each
+
+
+def test_store_refusal_aborts_the_session_and_commits_nothing(state: CardStateDB) -> None:
+    card = FakeCard(records=5, alpha_len=8)
+    card.add("", "12345")  # a number without a name: the store cannot make a contact of it
+    store = MemoryStore()
+    e = engine(store, state)
+    phone = PhoneSession()
+    last, proposed = card.newsync()
+    phone.receive(e.handle(phone.send(Alert(ICCID, 0x6F3A, last, proposed,
+                                            RequestedMode.AUTO, 5, 8, True, 4)))[0])
+    frames = e.handle(phone.send(CardData((CardRecord(1, "", "12345"),), complete=True)))
+    abort = phone.receive(frames[0])
+    assert isinstance(abort, Abort)
+    assert abort.code == "internal"
+    assert "name" in abort.message
+    assert e.finished
+    assert store.scan() == {}
+    assert state.load(ICCID, 0x6F3A).pending is None
