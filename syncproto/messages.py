@@ -372,6 +372,8 @@ def check(msg: object) -> None:
     elif type(msg) is Abort:
         if type(msg.code) is not str or not _CODE.fullmatch(msg.code):
             raise InvalidMessage(f"abort code must be snake_case, got {msg.code!r}")
-        _text(msg.message, "message", MAX_TEXT)
+        # Diagnostic text only: any characters, so an abort path never fails on its message.
+        if type(msg.message) is not str or len(msg.message) > MAX_TEXT:
+            raise InvalidMessage(f"abort message must be a string of at most {MAX_TEXT} characters")
     elif type(msg) not in (Prepared, Committed):
         raise InvalidMessage(f"not a message: {type(msg).__name__}")

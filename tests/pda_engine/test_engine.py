@@ -10,7 +10,8 @@ import pytest
 
 from pda.cardstate import CardStateDB
 from pda.engine import SyncEngine, prefix_fits
-from pda.store import MemoryStore, Projection
+from pda.store import ContactStore, MemoryStore, Projection
+from pda.vdir import VdirStore
 from syncproto import (
     Abort,
     Alert,
@@ -37,16 +38,19 @@ def engine(store: MemoryStore, state: CardStateDB, **kw) -> SyncEngine:
     return SyncEngine(store, state, **kw)
 
 
-def seeded() -> tuple[FakeCard, MemoryStore]:
+def seeded(store: ContactStore | None = None) -> tuple[FakeCard, MemoryStore]:
     card = FakeCard(records=30, alpha_len=8)
     card.add("Ann", "+491111")
     card.add("Bob", "2222")
     card.add("Alexande", "3333")  # the card's shortened form of the PDA's contact below
-    store = MemoryStore()
-    store.create(Projection("Alexander Macdonald", "3333"), extra=(("EMAIL", "a@x.org"),))
+    if store is None:
+        store = MemoryStore()
+        store.create(Projection("Alexander Macdonald", "3333"), extra=(("EMAIL", "a@x.org"),))
+    else:
+        store.create(Projection("Alexander Macdonald", "3333"))
     store.create(Projection("Carol", "4444"))
     store.create(Projection("No Number", None))
-    return card, store
+    return card, store  # type: ignore[return-value]  # a VdirStore quacks the same
 
 
 def assert_equal(card: FakeCard, store: MemoryStore) -> None:
@@ -120,15 +124,16 @@ def test_fast_sync_applies_both_sides_edits_and_keeps_both_conflict_versions(
     assert done.deleted == 1  # Bob
 
 
+@pytest.mark.parametrize("kind", ["memory", "vdir"])
 @pytest.mark.parametrize("crash", list(Crash))
 def test_crash_anywhere_then_resync_is_fast_equal_and_loses_or_copies_nothing(
-    tmp_path: Path, crash: Crash
+    tmp_path: Path, crash: Crash, kind: str
 ) -> None:
     # The same history twice: once without a crash (the reference), once cut at `crash`.
     results = []
     for name, cut in (("ref", None), ("cut", crash)):
         db = CardStateDB(tmp_path / f"{name}.sqlite")
-        card, store = seeded()
+        card, store = seeded(VdirStore(tmp_path / name) if kind == "vdir" else None)
         assert sync(card, engine(store, db)) is not None
         edit_both_sides(card, store)
         if cut is not None:

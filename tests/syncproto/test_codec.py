@@ -105,9 +105,15 @@ def test_newer_minor_version_is_accepted() -> None:
         _alert(alpha_len=242),
         CardData((CardRecord(1, "", ""),), complete=False),
         CardData((CardRecord(1, "x", "1"), CardDeleted(1)), complete=False),
-        Abort("internal", "line\nbreak"),
+        Abort("internal", "x" * 513),
+        Abort("Internal", "bad code"),
     ],
 )
 def test_sending_an_invalid_message_is_our_fault(msg: Message) -> None:
     with pytest.raises(LocalProtocolError, match="refusing to send"):
         encode(msg)
+
+
+def test_abort_text_is_free_form_so_an_abort_path_cannot_fail_on_it() -> None:
+    msg = Abort("internal", "Traceback\n\tline 1\x00")
+    assert decode(encode(msg)) == msg
