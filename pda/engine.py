@@ -40,6 +40,7 @@ from syncproto import (
     Prepared,
     ProtocolError,
     RequestedMode,
+    State,
     Synced,
     plan,
     settle,
@@ -133,6 +134,8 @@ class SyncEngine:
         try:
             msg = self.session.receive(frame)
         except ProtocolError as exc:
+            if self.session.state is not State.ERROR or self.session.abort is not None:
+                return []  # the session had ended already; the phone knows (or never will)
             self.error = exc
             return [self.session.send(Abort(exc.code, str(exc)[:500]))]
         try:

@@ -286,3 +286,36 @@ def test_store_refusal_aborts_the_session_and_commits_nothing(state: CardStateDB
     assert e.finished
     assert store.scan() == {}
     assert state.load(ICCID, 0x6F3A).pending is None
+
+
+def test_frames_after_the_end_get_no_answer_and_change_nothing(
+    state: CardStateDB, synced_pair: tuple[FakeCard, MemoryStore]
+) -> None:
+    card, store = synced_pair
+    e = engine(store, state)
+    assert sync(card, e) is not None
+    before = state.load(ICCID, 0x6F3A)
+    assert e.handle(cbor2.dumps([6])) == []  # a stray Committed after Done
+    assert e.handle(b"\xff") == []
+    assert state.load(ICCID, 0x6F3A) == before
+    # After a protocol error the engine answers one Abort, then nothing.
+    e2 = engine(store, state)
+    assert len(e2.handle(b"\xff")) == 1
+    assert e2.handle(b"\xff") == []
+
+
+def test_phone_abort_ends_the_session_without_commit(
+    state: CardStateDB, synced_pair: tuple[FakeCard, MemoryStore]
+) -> None:
+    card, store = synced_pair
+    before = state.load(ICCID, 0x6F3A)
+    e = engine(store, state)
+    phone = PhoneSession()
+    last, proposed = card.newsync()
+    phone.receive(e.handle(phone.send(Alert(ICCID, 0x6F3A, last, proposed,
+                                            RequestedMode.AUTO, 30, 8, True, 26)))[0])
+    assert e.handle(phone.send(Abort("cancelled", "user pressed stop"))) == []
+    assert e.finished
+    assert "cancelled" in str(e.error)
+    assert e.outcome is None
+    assert state.load(ICCID, 0x6F3A) == before
