@@ -202,7 +202,8 @@ class SyncEngine:
         self._plan = plan(
             mode=mode, card=self._card, pda=pda, synced=self._synced,
             fits=lambda name: self.fits(name, alert.alpha_len), new_uid=self._new_uid,
-            policy=self.policy, propagate_deletes=self.propagate_deletes,
+            # The phone's configured policy for this PDA, when it sends one, wins.
+            policy=Policy(alert.policy or self.policy), propagate_deletes=self.propagate_deletes,
         )
         for a in self._plan.to_pda:
             if isinstance(a, CreateContact):

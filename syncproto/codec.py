@@ -31,6 +31,7 @@ from .messages import (
     Op,
     OpResult,
     PdaOps,
+    Policy,
     Prepared,
     Put,
     Removed,
@@ -74,7 +75,7 @@ def _body(msg: Message) -> list[Any]:
         case Alert():
             return [list(msg.version), msg.iccid, msg.db, msg.last, msg.proposed,
                     str(msg.requested), msg.records, msg.alpha_len, msg.change_detection,
-                    msg.free_records]
+                    msg.free_records, None if msg.policy is None else str(msg.policy)]
         case AlertReply():
             return [str(msg.mode)]
         case CardData():
@@ -146,13 +147,14 @@ def _result_in(v: object) -> OpResult:
     raise _Shape("result must be [0, ref, record, name, number], [1, ref] or [2, ref, reason]")
 
 
-def _enum(cls: type[Mode] | type[RequestedMode], value: object) -> Any:
+def _enum(cls: type[Mode] | type[RequestedMode] | type[Policy], value: object) -> Any:
+    what = "policy" if cls is Policy else "mode"
     if type(value) is not str:
-        raise _Shape(f"mode must be a string, got {value!r}")
+        raise _Shape(f"{what} must be a string, got {value!r}")
     try:
         return cls(value)
     except ValueError as exc:
-        raise _Shape(f"unknown mode {value!r}") from exc
+        raise _Shape(f"unknown {what} {value!r}") from exc
 
 
 def _alert_in(b: list[Any]) -> Alert:
@@ -168,10 +170,11 @@ def _alert_in(b: list[Any]) -> Alert:
             f"peer speaks protocol {ver[0]}.{ver[1]}, we speak "
             f"{PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}"
         )
-    if len(b) != 10:
-        raise _Shape("Alert must have 10 fields")
+    if len(b) not in (10, 11):  # the policy (11th) may be left out
+        raise _Shape("Alert must have 10 or 11 fields")
+    policy = None if len(b) == 10 or b[10] is None else _enum(Policy, b[10])
     return Alert(b[1], b[2], b[3], b[4], _enum(RequestedMode, b[5]), b[6], b[7], b[8], b[9],
-                 version=(ver[0], ver[1]))
+                 version=(ver[0], ver[1]), policy=policy)
 
 
 def _message_in(tag: object, b: list[Any]) -> Message:

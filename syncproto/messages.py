@@ -36,6 +36,7 @@ __all__ = [
     "Op",
     "OpResult",
     "PdaOps",
+    "Policy",
     "Prepared",
     "Put",
     "Removed",
@@ -74,6 +75,14 @@ class RequestedMode(StrEnum):
     REFRESH_FROM_PDA = "refresh-from-pda"
 
 
+class Policy(StrEnum):
+    """What to do when both sides changed the same pair differently."""
+
+    DUPLICATE = "duplicate"  # keep both: nothing lost
+    CARD_WINS = "card-wins"
+    PDA_WINS = "pda-wins"
+
+
 class Mode(StrEnum):
     """What the PDA decided."""
 
@@ -97,6 +106,8 @@ class Alert:
     change_detection: bool  # False on a plain SIM where the phone emulates the three commands
     free_records: int
     version: tuple[int, int] = PROTOCOL_VERSION
+    # The conflict policy configured on the phone for this PDA; None: the PDA's own default.
+    policy: Policy | None = None
 
 
 @dataclass(frozen=True)
@@ -291,6 +302,11 @@ def _check_alert(m: Alert) -> None:
     _int(m.alpha_len, "alpha_len", 0, 241)  # record length ≤ 255 = X + 14
     _bool(m.change_detection, "change_detection")
     _int(m.free_records, "free_records", 0, m.records)
+    # A plain str from a config file is fine as long as it names a policy.
+    if m.policy is not None and (
+        not isinstance(m.policy, str) or m.policy not in {p.value for p in Policy}
+    ):
+        raise InvalidMessage(f"policy must be one of {[p.value for p in Policy]}, got {m.policy!r}")
 
 
 def _check_card_data(m: CardData) -> None:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from .errors import PlanError
-from .messages import Applied, Delete, Mode, PdaOps, Put, Removed, Skipped, Stored
+from .messages import Applied, Delete, Mode, PdaOps, Policy, Put, Removed, Skipped, Stored
 
 __all__ = [
     "CardDelete",
@@ -52,14 +51,6 @@ class Synced:
     uid: str
     card: Entry  # what the card held
     pda: Entry  # the contact's projection
-
-
-class Policy(StrEnum):
-    """What to do when both sides changed the same pair differently."""
-
-    DUPLICATE = "duplicate"  # keep both: nothing lost
-    CARD_WINS = "card-wins"
-    PDA_WINS = "pda-wins"
 
 
 @dataclass(frozen=True)
@@ -212,9 +203,9 @@ class _Builder:
             self.put(s.uid, r, p, s)
         else:
             self.conflicts += 1
-            if policy is Policy.CARD_WINS:
+            if policy == Policy.CARD_WINS:
                 self.update(s.uid, r, c, p)
-            elif policy is Policy.PDA_WINS:
+            elif policy == Policy.PDA_WINS:
                 self.put(s.uid, r, p, Synced(s.uid, c, s.pda))
             else:  # both versions survive, each on both sides
                 self.orphan_records.append((r, None))

@@ -27,6 +27,7 @@ from syncproto import (
     Mode,
     PdaOps,
     PhoneSession,
+    Policy,
     Prepared,
     Put,
     Removed,
@@ -111,13 +112,14 @@ def sync(
     engine: SyncEngine,
     requested: RequestedMode = RequestedMode.AUTO,
     crash: Crash | None = None,
+    policy: Policy | None = None,
 ) -> Done | None:
     """One sync as the phone runs it; None when it was cut at `crash`."""
     phone = PhoneSession()
     last, proposed = card.newsync()
     free = card.size - len(card.records)
     alert = Alert(ICCID, 0x6F3A, last, proposed, requested, card.size, card.alpha_len,
-                  True, free)
+                  True, free, policy=policy)
     reply = phone.receive(_one(engine.handle(phone.send(alert))))
     if crash is Crash.ALERT:
         return None

@@ -229,13 +229,17 @@ def test_card_full_and_no_number_are_skipped_and_stay_on_the_pda(state: CardStat
     assert len(store.scan()) == 5  # nothing dropped on the PDA
 
 
-def test_policies_decide_a_conflict(tmp_path: Path) -> None:
+@pytest.mark.parametrize("by_phone", [False, True])
+def test_policies_decide_a_conflict(tmp_path: Path, by_phone: bool) -> None:
     for policy, want in ((Policy.CARD_WINS, "Ann B"), (Policy.PDA_WINS, "Ann")):
         db = CardStateDB(tmp_path / f"{policy}.sqlite")
         card, store = seeded()
         assert sync(card, engine(store, db)) is not None
         edit_both_sides(card, store)
-        done = sync(card, engine(store, db, policy=policy))
+        if by_phone:  # the phone's configured policy overrides the PDA's default
+            done = sync(card, engine(store, db, policy=Policy.DUPLICATE), policy=policy)
+        else:
+            done = sync(card, engine(store, db, policy=policy))
         assert done is not None
         assert done.conflicts == 1
         assert_equal(card, store)

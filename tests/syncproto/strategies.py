@@ -17,6 +17,7 @@ from syncproto import (
     Done,
     Mode,
     PdaOps,
+    Policy,
     Prepared,
     Put,
     Removed,
@@ -51,6 +52,7 @@ def alerts(draw: st.DrawFn) -> Alert:
         change_detection=draw(st.booleans()),
         free_records=draw(st.integers(0, recs)),
         version=(1, draw(st.integers(0, 9))),
+        policy=draw(st.none() | st.sampled_from(Policy)),
     )
 
 

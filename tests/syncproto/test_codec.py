@@ -14,6 +14,7 @@ from syncproto import (
     CardRecord,
     LocalProtocolError,
     Message,
+    Policy,
     RemoteProtocolError,
     RequestedMode,
     VersionError,
@@ -77,7 +78,9 @@ def test_encoding_is_deterministic_and_compact() -> None:
          "free_records must be an integer in 0..250"),
         (cbor2.dumps([0, [1, 0], "89A", 0x6F3A, None, B8, "auto", 250, 18, True, 1]),
          "iccid"),
-        (cbor2.dumps([0, [1, 0], "89", 0x6F3A, None, B8, "auto", 250, 18]), "10 fields"),
+        (cbor2.dumps([0, [1, 0], "89", 0x6F3A, None, B8, "auto", 250, 18]), "10 or 11 fields"),
+        (cbor2.dumps([0, [1, 0], "89", 0x6F3A, None, B8, "auto", 250, 18, True, 1, "lww"]),
+         "unknown policy 'lww'"),
     ],
 )
 def test_bad_frames_are_the_peers_fault(frame: bytes, fragment: str) -> None:
@@ -117,3 +120,16 @@ def test_sending_an_invalid_message_is_our_fault(msg: Message) -> None:
 def test_abort_text_is_free_form_so_an_abort_path_cannot_fail_on_it() -> None:
     msg = Abort("internal", "Traceback\n\tline 1\x00")
     assert decode(encode(msg)) == msg
+
+
+def test_alert_policy_is_optional_on_the_wire_and_may_be_given_as_config_text() -> None:
+    ten = cbor2.dumps([0, [1, 0], "89", 0x6F3A, None, B8, "auto", 250, 18, True, 1])
+    got = decode(ten)
+    assert isinstance(got, Alert)
+    assert got.policy is None
+    from_config = _alert(policy="card-wins")
+    got = decode(encode(from_config))
+    assert isinstance(got, Alert)
+    assert got.policy is Policy.CARD_WINS
+    with pytest.raises(LocalProtocolError, match="policy must be one of"):
+        encode(_alert(policy="newest-wins"))
