@@ -141,6 +141,12 @@ class PhonebookCard:
             raise errors.InvalidRequest("local copy not loaded: call refresh() first")
         return dict(self._copy)
 
+    def cached_or_none(self) -> dict[int, bytes] | None:
+        """The local copy as it stands (possibly stale: no card access), or None if none."""
+        if self._copy is None:
+            self._copy = self._state.copy(self.iccid, self.records, self.record_len)
+        return None if self._copy is None else dict(self._copy)
+
     async def refresh(self) -> RefreshStats:
         """Bring the local copy up to date with as few APDUs as the card allows."""
         start = self.link.apdu_count

@@ -80,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("simsync: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout went away (`simsync ... | head`): nothing left to say to anyone.
+        sys.stderr.close()
+        return 141
 
 
 if __name__ == "__main__":

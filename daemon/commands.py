@@ -3,7 +3,141 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from daemon.config import EX_CONFIG, Config, ConfigError, load_config
+
+__all__ = ["register"]
+
+MODES = ("auto", "slow", "refresh-from-card", "refresh-from-pda")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the daemon's commands to the top-level parser."""
+    p = sub.add_parser(
+        "sync",
+        help="run one whole sync between the card and a PDA",
+        description="Sync the SIM card's phonebook with one PDA: fast when the card and the PDA "
+        "share a sync object, slow otherwise. Exit status 0 only when the sync succeeded; "
+        "78 for a bad config.",
+    )
+    p.add_argument("--config", required=True, type=Path, metavar="FILE", help="phone config (TOML)")
+    p.add_argument("--pda", metavar="NAME", help="which [[pda]] (optional when only one)")
+    p.add_argument("--mode", choices=MODES, default="auto", help="default: auto")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result object of spec/mqtt.md (to_pda, to_card, ...) on stdout",
+    )
+    p.set_defaults(func=_sync)
+
+    p = sub.add_parser(
+        "id",
+        help="print this phone's device id (made on first use in state_dir)",
+        description="Print the phone's device id: pair it on the PDA with "
+        "`simsync pda allow DIR DEVICE_ID`.",
+    )
+    p.add_argument("--config", required=True, type=Path, metavar="FILE")
+    p.set_defaults(func=_id)
+
+    p = sub.add_parser(
+        "demo",
+        help="try it with no hardware: a demo card and a demo PDA on loopback TCP + TLS",
+        description="Create (or reuse) a demo directory with an emulated SIM card image and a "
+        "PDA with a few contacts, serve the PDA on loopback TCP with mutual TLS, and run a "
+        "sync, then another one. Rerun it after editing the files it names.",
+    )
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="demo directory (default: $XDG_DATA_HOME/simsync-demo or ~/.local/share/...)",
+    )
+    p.set_defaults(func=_demo)
+
+
+def _load(path: Path) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"simsync: {exc}", file=sys.stderr)
+        return None
+
+
+def _id(args: argparse.Namespace) -> int:
+    from daemon.sync import phone_identity
+    from transports import IdentityError
+
+    config = _load(args.config)
+    if config is None:
+        return EX_CONFIG
+    try:
+        print(phone_identity(config).device_id)
+    except (IdentityError, OSError) as exc:
+        print(f"simsync id: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr, for people watching a slow sync on a terminal."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        width = 30
+        filled = width * done // total if total else width
+        sys.stderr.write(f"\r{phase:<8} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ")
+        sys.stderr.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from daemon.sync import run_sync
+
+    config = _load(args.config)
+    if config is None:
+        return EX_CONFIG
+    bar = _ProgressBar() if sys.stderr.isatty() else None
+    try:
+        result = asyncio.run(run_sync(config, args.pda, args.mode, progress=bar))
+    finally:
+        if bar is not None:
+            bar.finish()
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print(format_result(result))
+    if not result["ok"] and result["error"]["code"] in ("bad_request", "unknown_pda"):
+        return EX_CONFIG
+    return 0 if result["ok"] else 1
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """A result object as a few lines for people."""
+    if not result["ok"]:
+        err = result["error"]
+        return f"sync with {result['pda']} FAILED ({err['code']}): {err['message']}"
+    tp, tc = result["to_pda"], result["to_card"]
+    return (
+        f"{result['mode']} sync with {result['pda']} in {result['duration_ms']} ms, "
+        f"{result['apdus']} APDUs\n"
+        f"  to PDA:  {tp['added']} added, {tp['modified']} modified, {tp['deleted']} deleted\n"
+        f"  to card: {tc['added']} added, {tc['modified']} modified, {tc['deleted']} deleted\n"
+        f"  conflicts: {result['conflicts']}, skipped: {result['skipped']}"
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from daemon.demo import default_demo_dir, run_demo
+
+    return asyncio.run(run_demo(args.dir or default_demo_dir()))

@@ -1,9 +1,117 @@
-"""CLI commands of this room; see daemon/cli.py for the convention."""
+"""``simsync pda init|id|allow|serve``: run a PDA peer from a directory."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+from transports import IdentityError, TransportError
+
+from .node import PdaDir, PdaDirError, PdaServer
+
+__all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this room's subcommands."""
+    """Add the PDA subcommands."""
+    p = sub.add_parser(
+        "init",
+        help="make a PDA directory: TLS identity, empty vdir DIR/contacts, sync state",
+        description="Create DIR with a TLS identity, an empty vdir (DIR/contacts) and sync state. "
+        "Prints the PDA's device id, which the phone's config needs as [[pda]] device_id.",
+    )
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.set_defaults(func=_init)
+
+    p = sub.add_parser("id", help="print the PDA's device id (its certificate's SHA-256)")
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.set_defaults(func=_id)
+
+    p = sub.add_parser(
+        "allow",
+        help="pair a phone: allow its device id (from `simsync id --config ...`)",
+    )
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("device_id", metavar="DEVICE_ID", help="64 hex digits (colons allowed)")
+    p.set_defaults(func=_allow)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve syncs to paired phones until SIGTERM",
+        description="Listen for phones and sync the vdir in DIR/contacts with their SIM cards. "
+        "Only phones allowed with `simsync pda allow` get past the TLS handshake.",
+    )
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument(
+        "--listen",
+        default="tcp://127.0.0.1:7878",
+        metavar="URL",
+        help="where to listen, e.g. tcp://0.0.0.0:7878 (default: tcp://127.0.0.1:7878)",
+    )
+    p.set_defaults(func=_serve)
+
+
+def _fail(message: str) -> int:
+    print(f"simsync pda: {message}", file=sys.stderr)
+    return 1
+
+
+def _init(args: argparse.Namespace) -> int:
+    try:
+        d = PdaDir.init(args.dir)
+        print(d.identity().device_id)
+    except (PdaDirError, IdentityError, OSError) as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def _id(args: argparse.Namespace) -> int:
+    try:
+        print(PdaDir.open(args.dir).identity().device_id)
+    except (PdaDirError, IdentityError, OSError) as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def _allow(args: argparse.Namespace) -> int:
+    try:
+        added = PdaDir.open(args.dir).allow(args.device_id)
+    except (PdaDirError, ValueError, OSError) as exc:
+        return _fail(str(exc))
+    print("allowed" if added else "already allowed", file=sys.stderr)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        d = PdaDir.open(args.dir)
+        d.allowed()  # a malformed allow list is an error now, not at the first phone
+        return asyncio.run(_serve_async(d, args.listen))
+    except (PdaDirError, IdentityError, TransportError, OSError, ValueError) as exc:
+        return _fail(str(exc))
+
+
+async def _serve_async(d: PdaDir, url: str) -> int:
+    server = PdaServer(d)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        real = await server.start(url)
+        # One line on stdout so scripts (and tests) know where and when it listens.
+        print(f"listening {real} {server.identity.device_id}", flush=True)
+        serving = asyncio.create_task(server.serve_forever())
+        await stop.wait()
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+    finally:
+        await server.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return 0

@@ -1,0 +1,472 @@
+"""One whole sync, phone side: card handshake, connect, exchange, apply, commit.
+
+The flow is DESIGN.md's "One sync, end to end". The result is exactly the
+object of spec/mqtt.md (``to_pda``, ``to_card``, ``conflicts``, ``skipped``,
+``apdus``, ``mode``, ``ok``, ``error``, ...), also on failure.
+
+Crash safety comes from the order: the card's STORESYNC is sent only after the
+PDA said ``Prepared`` (its pending anchor, map and data are durable), and the
+PDA promotes pending to last only after ``Committed``. A crash anywhere leaves
+both sides able to resume: at worst a change is exchanged twice, and both ends
+match by content before adding anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from cardio import errors as card_errors
+from cardio.codecs import AdnRecord, CodecError, fit_name
+from cardio.link import CardLink
+from cardio.localcopy import CardStateDB, StateError
+from cardio.session import PhonebookCard
+from daemon.config import Config, ConfigError, PdaConfig, read_pin_file
+from syncproto import (
+    Abort,
+    Alert,
+    AlertReply,
+    Applied,
+    CardData,
+    CardDeleted,
+    CardEntry,
+    CardRecord,
+    Committed,
+    Delete,
+    Done,
+    Message,
+    PdaOps,
+    PhoneSession,
+    Policy,
+    Prepared,
+    ProtocolError,
+    Put,
+    Removed,
+    RequestedMode,
+    Skipped,
+    Stored,
+)
+from syncproto.messages import MAX_ITEMS
+from transports import (
+    ConnectFailed,
+    FrameLink,
+    Identity,
+    PeerRejected,
+    RejectedByPeer,
+    TransportClosed,
+    TransportError,
+    TransportTimeout,
+    open_transport,
+    tls_client,
+)
+
+__all__ = ["ProgressFn", "SyncError", "open_card_link", "phone_identity", "run_sync"]
+
+log = structlog.get_logger(__name__)
+
+ProgressFn = Callable[[str, int, int], None]
+CONNECT_TIMEOUT = 15.0
+DB_ADN = 0x6F3A
+
+
+class SyncError(Exception):
+    """A sync that could not finish; ``code`` is one of spec/mqtt.md's error codes."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class _Counts:
+    added: int = 0
+    modified: int = 0
+    deleted: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"added": self.added, "modified": self.modified, "deleted": self.deleted}
+
+
+@dataclass
+class _Run:
+    pda: PdaConfig
+    mode: str | None = None
+    to_card: _Counts = field(default_factory=_Counts)
+    to_pda: _Counts = field(default_factory=_Counts)
+    conflicts: int = 0
+    skipped: int = 0
+    apdus: int = 0
+
+
+def phone_identity(config: Config) -> Identity:
+    """The phone's TLS identity (made on first use in ``state_dir/identity``)."""
+    return Identity.load_or_create(config.node.state_dir / "identity")
+
+
+@contextlib.asynccontextmanager
+async def open_card_link(config: Config) -> AsyncIterator[CardLink]:
+    """The configured card: a PC/SC reader, or an emulator image driven in-process."""
+    link: CardLink
+    if config.card.image is not None:
+        from cardio.inproc import InProcessLink
+        from simcard import ImageError, open_image
+
+        try:
+            card = open_image(config.card.image)
+        except ImageError as exc:
+            raise SyncError("no_card", str(exc)) from exc
+        link = InProcessLink(card)
+        try:
+            await link.open()
+            yield link
+        finally:
+            await link.close()
+            card.close()
+        return
+    from cardio.pcsc import PcscLink
+
+    link = PcscLink(config.card.reader or "")
+    await link.open()
+    try:
+        yield link
+    finally:
+        await link.close()
+
+
+def _error_for(exc: BaseException) -> tuple[str, str]:
+    """Map any failure to spec/mqtt.md's (code, message)."""
+    match exc:
+        case SyncError():
+            return exc.code, exc.message
+        case card_errors.PinRejected():
+            left = "unknown" if exc.tries_left is None else exc.tries_left
+            return "pin_rejected", f"the card rejected the PIN; tries left: {left}"
+        case card_errors.CardBlocked():
+            return "card_blocked", "the card's PIN is blocked; unblock it with the PUK"
+        case card_errors.NoReader() | card_errors.NoCard() | card_errors.CardRemoved():
+            return "no_card", str(exc)
+        case card_errors.ReaderGone() | card_errors.CardTimeout():
+            return "no_card", str(exc)
+        case PeerRejected() | RejectedByPeer():
+            return "peer_rejected", str(exc)
+        case TransportTimeout():
+            return "timeout", str(exc)
+        case ConnectFailed() | TransportClosed():
+            return "pda_unreachable", str(exc)
+        case ProtocolError():
+            return "protocol_error", str(exc)
+        case ConfigError():
+            return "bad_request", str(exc)
+        case TransportError() | card_errors.CardioError() | StateError():
+            return "internal", str(exc)
+    return "internal", f"{type(exc).__name__}: {exc}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def run_sync(
+    config: Config,
+    pda_name: str | None = None,
+    mode: str = "auto",
+    *,
+    request_id: str | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Run one whole sync; never raises for sync failures: the result says ``ok``/``error``."""
+    started = time.monotonic()
+    started_at = _now()
+    rid = request_id or secrets.token_hex(6)
+    pda: PdaConfig | None = None
+    run: _Run | None = None
+    error: dict[str, str] | None = None
+    try:
+        pda = config.pda(pda_name)
+        run = _Run(pda)
+        requested = RequestedMode(mode)
+        with structlog.contextvars.bound_contextvars(sync_id=rid, pda=pda.name):
+            await _sync(config, run, requested, progress or (lambda _p, _d, _t: None))
+    except ValueError as exc:  # RequestedMode(mode)
+        error = {"code": "bad_request", "message": f"unknown mode {mode!r}: {exc}"}
+    except ConfigError as exc:
+        code = "unknown_pda" if exc.key == "pda" else "bad_request"
+        error = {"code": code, "message": str(exc)}
+    except Exception as exc:  # every failure becomes a result; the caller logs nothing twice
+        code, message = _error_for(exc)
+        log.warning("sync failed", code=code, error=message)
+        error = {"code": code, "message": message}
+    return {
+        "id": rid,
+        "pda": pda.name if pda else pda_name,
+        "ok": error is None,
+        "mode": run.mode if run else None,
+        "to_pda": (run.to_pda if run else _Counts()).as_dict(),
+        "to_card": (run.to_card if run else _Counts()).as_dict(),
+        "conflicts": run.conflicts if run else 0,
+        "skipped": run.skipped if run else 0,
+        "apdus": run.apdus if run else 0,
+        "duration_ms": round((time.monotonic() - started) * 1000),
+        "started_at": started_at,
+        "finished_at": _now(),
+        "error": error,
+    }
+
+
+async def _sync(config: Config, run: _Run, requested: RequestedMode, progress: ProgressFn) -> None:
+    pin = read_pin_file(config)
+    identity = phone_identity(config)
+    state = CardStateDB(config.node.state_dir / "cards.sqlite")
+    try:
+        async with open_card_link(config) as link:
+            try:
+                await _sync_card(
+                    link,
+                    state=state,
+                    identity=identity,
+                    run=run,
+                    requested=requested,
+                    pin=pin,
+                    progress=progress,
+                )
+            finally:
+                run.apdus = link.apdu_count
+    finally:
+        state.close()
+
+
+async def _sync_card(
+    link: CardLink,
+    *,
+    state: CardStateDB,
+    identity: Identity,
+    run: _Run,
+    requested: RequestedMode,
+    pin: str | None,
+    progress: ProgressFn,
+) -> None:
+    progress("card", 0, 1)
+    card = await PhonebookCard.open(link, state, pin=pin, host_partner=state.host_partner())
+    try:
+        partner = bytes.fromhex(run.pda.device_id)[:16]
+        ns = await card.new_sync(partner, DB_ADN)
+        progress("card", 1, 1)
+        progress("connect", 0, 1)
+        try:
+            raw = await open_transport(run.pda.address, timeout=CONNECT_TIMEOUT)
+        except TransportTimeout as exc:
+            raise SyncError("pda_unreachable", f"{run.pda.address}: {exc}") from exc
+        try:
+            peer = await tls_client(raw, identity, {run.pda.device_id})
+            progress("connect", 1, 1)
+            await _exchange(
+                card,
+                peer,
+                run=run,
+                requested=requested,
+                last=ns.last,
+                proposed=ns.proposed,
+                progress=progress,
+            )
+        finally:
+            await raw.close()
+    finally:
+        await card.close()
+
+
+class _Conversation:
+    """The phone's end of the wire: the sans-IO session plus the frame link."""
+
+    def __init__(self, link: FrameLink) -> None:
+        self.link = link
+        self.session = PhoneSession()
+
+    async def send(self, msg: Message) -> None:
+        await self.link.send(self.session.send(msg))
+
+    async def recv(self) -> Message:
+        msg = self.session.receive(await self.link.recv())
+        if isinstance(msg, Abort):
+            raise SyncError(msg.code, f"the PDA aborted the sync: {msg.message}")
+        return msg
+
+    async def abort(self, code: str, message: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.link.send(self.session.send(Abort(code, message[:500])))
+
+
+async def _exchange(
+    card: PhonebookCard,
+    link: FrameLink,
+    *,
+    run: _Run,
+    requested: RequestedMode,
+    last: bytes | None,
+    proposed: bytes,
+    progress: ProgressFn,
+) -> None:
+    conv = _Conversation(link)
+    try:
+        await _converse(
+            conv,
+            card,
+            run=run,
+            requested=requested,
+            last=last,
+            proposed=proposed,
+            progress=progress,
+        )
+    except SyncError as exc:
+        if not conv.session.finished:
+            await conv.abort(exc.code, exc.message)
+        raise
+    except (card_errors.CardioError, StateError) as exc:
+        await conv.abort("internal", f"phone-side card failure: {exc}")
+        raise
+
+
+async def _converse(
+    conv: _Conversation,
+    card: PhonebookCard,
+    *,
+    run: _Run,
+    requested: RequestedMode,
+    last: bytes | None,
+    proposed: bytes,
+    progress: ProgressFn,
+) -> None:
+    cached = card.cached_or_none()
+    free = sum(1 for raw in cached.values() if _empty(raw)) if cached else 0
+    await conv.send(
+        Alert(
+            iccid=card.iccid,
+            db=DB_ADN,
+            last=last,
+            proposed=proposed,
+            requested=requested,
+            records=card.records,
+            alpha_len=card.alpha_len,
+            change_detection=bool(card.change_detection),
+            free_records=free,
+            policy=Policy(run.pda.conflict),
+        )
+    )
+    reply = await conv.recv()
+    assert isinstance(reply, AlertReply)  # the session enforces the order
+    run.mode = reply.mode.value
+    log.info("mode decided", mode=run.mode)
+
+    entries = await _card_entries(card, run.mode == "fast", progress)
+    complete = run.mode != "fast"
+    chunks = [entries[i : i + MAX_ITEMS] for i in range(0, len(entries), MAX_ITEMS)] or [[]]
+    for i, chunk in enumerate(chunks):
+        await conv.send(CardData(tuple(chunk), complete=complete, more=i < len(chunks) - 1))
+
+    ops = await conv.recv()
+    assert isinstance(ops, PdaOps)
+    results = await _apply(card, ops, run, progress)
+    await conv.send(Applied(tuple(results)))
+
+    prepared = await conv.recv()
+    assert isinstance(prepared, Prepared)
+    progress("commit", 0, 1)
+    await card.store_sync(proposed)
+    await conv.send(Committed())
+    done = await conv.recv()
+    assert isinstance(done, Done)
+    progress("commit", 1, 1)
+    run.to_pda = _Counts(done.added, done.modified, done.deleted)
+    run.conflicts = done.conflicts
+    run.skipped += done.skipped
+
+
+def _empty(raw: bytes) -> bool:
+    return all(b == 0xFF for b in raw)
+
+
+def _entry(record: int, raw: bytes) -> CardEntry | None:
+    try:
+        rec = AdnRecord.decode(raw)
+    except CodecError as exc:
+        # A record some other phone wrote in a form we cannot read: leave it alone on the card.
+        log.warning("undecodable card record left out", record=record, error=str(exc))
+        return None
+    if rec is None:
+        return CardDeleted(record)
+    return CardRecord(record, rec.name, rec.number)
+
+
+async def _card_entries(card: PhonebookCard, fast: bool, progress: ProgressFn) -> list[CardEntry]:
+    out: list[CardEntry] = []
+    if fast:
+        changes = await card.changes()
+        for i, change in enumerate(changes):
+            progress("exchange", i, len(changes))
+            raw = (
+                b"\xff" if change.kind.name == "DELETED" else await card.read_record(change.record)
+            )
+            entry = CardDeleted(change.record) if _empty(raw) else _entry(change.record, raw)
+            if entry is not None:
+                out.append(entry)
+        progress("exchange", len(changes), len(changes))
+        return out
+    progress("exchange", 0, card.records)
+    await card.refresh()
+    for n, raw in sorted(card.cached().items()):
+        if not _empty(raw):
+            entry = _entry(n, raw)
+            if entry is not None:
+                out.append(entry)
+    progress("exchange", card.records, card.records)
+    return out
+
+
+async def _apply(
+    card: PhonebookCard, ops: PdaOps, run: _Run, progress: ProgressFn
+) -> list[Stored | Removed | Skipped]:
+    results: list[Stored | Removed | Skipped] = []
+    taken: set[int] = set()
+    for i, op in enumerate(ops.ops):
+        progress("apply", i, len(ops.ops))
+        if isinstance(op, Delete):
+            await card.write_record(op.record, b"\xff" * card.record_len)
+            run.to_card.deleted += 1
+            results.append(Removed(op.ref))
+            continue
+        assert isinstance(op, Put)
+        name = fit_name(op.name, card.alpha_len)
+        try:
+            raw = AdnRecord(name, op.number).encode(card.alpha_len)
+        except CodecError as exc:
+            run.skipped += 1
+            results.append(Skipped(op.ref, f"cannot hold it: {exc}"[:500]))
+            continue
+        record = op.record
+        if record is None:
+            record = await card.free_record(taken)
+            if record is None:
+                run.skipped += 1
+                results.append(Skipped(op.ref, "card full"))
+                continue
+            run.to_card.added += 1
+        else:
+            run.to_card.modified += 1
+        taken.add(record)
+        await card.write_record(record, raw)
+        results.append(Stored(op.ref, record, name, op.number))
+    progress("apply", len(ops.ops), len(ops.ops))
+    return results
+
+
+def result_path(config: Config) -> Path:
+    """Where the last result is kept for `simsync status`-style tools."""
+    return config.node.state_dir / "last-result.json"

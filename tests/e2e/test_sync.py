@@ -1,0 +1,223 @@
+"""Whole syncs: in-process card image, real PDA servers over TCP + mutual TLS."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pda.store import Projection
+from tests.e2e.harness import World, world
+
+
+def names(d: Mapping[Any, tuple[str, Any]]) -> Counter[str]:
+    return Counter(v[0] for v in d.values())
+
+
+async def test_first_sync_is_slow_both_ways_then_fast_and_cheap(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.card.write(1, "Alice", "+4911111")
+        w.card.write(2, "Bob", "0612345679")
+        pda = await w.add_pda("pda1")
+        pda.add("Bob", "0612345679")  # on both sides already: must not be duplicated
+        pda.add("Carol", "+4433333")
+        pda.add("Dave", None)  # no number: stays on the PDA, counted as skipped
+
+        first = await w.sync("pda1")
+        assert first["ok"], first["error"]
+        assert first["mode"] == "slow"
+        assert first["to_pda"]["added"] == 1
+        assert first["to_card"]["added"] == 1
+        assert first["skipped"] == 1
+        assert names(w.card.records()) == Counter({"Alice": 1, "Bob": 1, "Carol": 1})
+        assert names(pda.contacts()) == Counter({"Alice": 1, "Bob": 1, "Carol": 1, "Dave": 1})
+
+        idle = await w.sync("pda1")
+        assert idle["ok"], idle["error"]
+        assert idle["mode"] == "fast"
+        assert idle["to_pda"] == {"added": 0, "modified": 0, "deleted": 0}
+        assert idle["to_card"] == {"added": 0, "modified": 0, "deleted": 0}
+        assert idle["apdus"] < first["apdus"]
+
+
+async def test_fast_sync_moves_only_the_edits_with_one_apdu_each(tmp_path: Path) -> None:
+    async with world(tmp_path, records=60) as w:
+        for n in range(1, 21):
+            w.card.write(n, f"Person {n}", f"+49{n:06d}")
+        pda = await w.add_pda("pda1")
+        assert (await w.sync("pda1"))["mode"] == "slow"
+        baseline = await w.sync("pda1")
+        assert baseline["mode"] == "fast"
+
+        # Card side: 2 modified, 1 deleted, 1 added by another terminal.
+        w.card.write(3, "Person 3 (work)", "+49000003")
+        w.card.write(4, "Person 4", "+49999994")
+        w.card.write(5, None)
+        w.card.write(30, "Newcomer", "+4930")
+        # PDA side: 1 edited, 1 new.
+        uid7 = next(u for u, (n, _) in pda.contacts().items() if n == "Person 7")
+        pda.store().update_projection(uid7, _proj("Person 7", "+49777777"))
+        pda.add("Zoe", "+4912")
+
+        res = await w.sync("pda1")
+        assert res["ok"], res["error"]
+        assert res["mode"] == "fast"
+        assert res["to_pda"] == {"added": 1, "modified": 2, "deleted": 1}
+        assert res["to_card"] == {"added": 1, "modified": 1, "deleted": 0}
+        # Beyond the idle fast sync: one GETCHANGES page, 3 READs (the deleted record is not
+        # read), 2 UPDATEs, and one READ checking the free slot the new contact goes to.
+        assert res["apdus"] - baseline["apdus"] == 1 + 3 + 2 + 1
+        contacts = pda.contacts()
+        assert ("Person 3 (work)", "+49000003") in contacts.values()
+        assert ("Newcomer", "+4930") in contacts.values()
+        assert "Person 5" not in names(contacts)
+        card = w.card.records()
+        assert card[7] == ("Person 7", "+49777777")
+        assert ("Zoe", "+4912") in card.values()
+
+        again = await w.sync("pda1")
+        assert again["to_pda"] == {"added": 0, "modified": 0, "deleted": 0}
+        assert again["to_card"] == {"added": 0, "modified": 0, "deleted": 0}
+
+
+def _proj(name: str, number: str | None) -> Projection:
+    return Projection(name, number)
+
+
+@pytest.mark.parametrize(
+    ("policy", "card_has", "pda_has"),
+    [
+        ("duplicate", {"Ann card", "Ann pda"}, {"Ann card", "Ann pda"}),
+        ("card-wins", {"Ann card"}, {"Ann card"}),
+        ("pda-wins", {"Ann pda"}, {"Ann pda"}),
+    ],
+)
+async def test_conflict_policies(
+    tmp_path: Path, policy: str, card_has: set[str], pda_has: set[str]
+) -> None:
+    async with world(tmp_path) as w:
+        w.card.write(1, "Ann", "+111")
+        pda = await w.add_pda("pda1")
+        w.conflict["pda1"] = policy
+        assert (await w.sync("pda1"))["ok"]
+        uid = next(iter(pda.contacts()))
+        w.card.write(1, "Ann card", "+111")
+        pda.store().update_projection(uid, _proj("Ann pda", "+111"))
+        res = await w.sync("pda1")
+        assert res["ok"], res["error"]
+        assert res["conflicts"] == 1
+        assert set(names(w.card.records())) == card_has
+        assert set(names(pda.contacts())) == pda_has
+
+
+async def test_card_moved_to_another_phone_stays_fast(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.card.write(1, "Alice", "+1")
+        pda = await w.add_pda("pda1")
+        assert (await w.sync("pda1"))["mode"] == "slow"
+        # Same card, same PDA, a phone with a fresh state dir (and so a new identity).
+        w.state_dir = tmp_path / "phone2"
+        pda.dir.allow(_phone_id(w))
+        w.card.write(2, "Bob", "+2")
+        res = await w.sync("pda1")
+        assert res["ok"], res["error"]
+        assert res["mode"] == "fast"
+        assert res["to_pda"]["added"] == 1
+
+
+def _phone_id(w: World) -> str:
+    from daemon.sync import phone_identity
+
+    return phone_identity(w.config()).device_id
+
+
+async def test_two_pdas_in_turn_each_fast_each_gets_the_others_changes(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        a = await w.add_pda("a")
+        b = await w.add_pda("b")
+        a.add("From A", "+1")
+        assert (await w.sync("a"))["mode"] == "slow"
+        assert (await w.sync("b"))["mode"] == "slow"
+        assert "From A" in names(b.contacts())
+        b.add("From B", "+2")
+        rb = await w.sync("b")
+        ra = await w.sync("a")
+        assert rb["mode"] == ra["mode"] == "fast"
+        assert ra["to_pda"]["added"] == 1
+        assert "From B" in names(a.contacts())
+        assert names(a.contacts()) == names(b.contacts()) == names(w.card.records())
+
+
+async def test_wiped_vdir_never_deletes_card_contacts(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        for n in range(1, 6):
+            w.card.write(n, f"P{n}", f"+{n}")
+        pda = await w.add_pda("pda1")
+        assert (await w.sync("pda1"))["ok"]
+        await pda.stop()
+        import shutil
+
+        shutil.rmtree(pda.dir.path)
+        pda2 = await w.add_pda("pda1")  # same name, a brand-new directory and identity
+        res = await w.sync("pda1")
+        assert res["ok"], res["error"]
+        assert res["mode"] == "slow"
+        assert res["to_card"]["deleted"] == 0
+        assert len(w.card.records()) == 5
+        assert len(pda2.contacts()) == 5
+
+
+async def test_replaced_card_never_deletes_pda_contacts(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.card.write(1, "Old card", "+1")
+        pda = await w.add_pda("pda1")
+        pda.add("Only on PDA", "+2")
+        assert (await w.sync("pda1"))["ok"]
+        w.image.unlink()
+        from simcard import create_image
+
+        create_image(w.image, records=40, pin="0000", iccid="8949000012345678911")
+        res = await w.sync("pda1")
+        assert res["ok"], res["error"]
+        assert res["mode"] == "slow"
+        assert res["to_pda"]["deleted"] == 0
+        assert names(pda.contacts()) == {"Old card": 1, "Only on PDA": 1}
+        assert names(w.card.records()) == {"Old card": 1, "Only on PDA": 1}
+
+
+async def test_plain_sim_syncs_with_host_side_change_detection(tmp_path: Path) -> None:
+    async with world(tmp_path, sync_applet=False) as w:
+        w.card.write(1, "Alice", "+1")
+        pda = await w.add_pda("pda1")
+        first = await w.sync("pda1")
+        assert first["ok"], first["error"]
+        assert first["mode"] == "slow"
+        second = await w.sync("pda1")
+        assert second["mode"] == "fast"
+        w.card.write(1, "Alice B", "+1")
+        third = await w.sync("pda1")
+        assert third["mode"] == "fast"
+        assert third["to_pda"]["modified"] == 1
+        assert names(pda.contacts()) == {"Alice B": 1}
+
+
+async def test_unpaired_phone_is_refused(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.add_pda("pda1", pair=False)
+        res = await w.sync("pda1")
+        assert not res["ok"]
+        assert res["error"]["code"] == "peer_rejected"
+
+
+async def test_unreachable_pda_and_unknown_pda(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        pda = await w.add_pda("pda1")
+        await pda.stop()
+        res = await w.sync("pda1")
+        assert res["error"]["code"] == "pda_unreachable"
+        res = await w.sync("nope")
+        assert res["error"]["code"] == "unknown_pda"
+        assert res["ok"] is False
