@@ -19,6 +19,7 @@ from pathlib import Path
 
 import structlog
 
+from cardio.codecs import fit_name
 from transports import (
     FrameLink,
     Identity,
@@ -169,7 +170,8 @@ class PdaServer:
             await link.close()
 
     async def _session(self, link: FrameLink) -> None:
-        engine = SyncEngine(self.store, self.state)
+        # The card codec's own shortening rule, so content matching sees what the card holds.
+        engine = SyncEngine(self.store, self.state, fits=fit_name)
         while not engine.finished:
             frame = await link.recv()
             for out in engine.handle(frame):

@@ -3,10 +3,13 @@
 Encoding errors (``NameTooLong``, ``UnencodableName``, ``NumberTooLong``,
 ``InvalidNumber``, ``InvalidField``) are the caller's input; ``MalformedRecord``
 is bytes read from a card that break TS 51.011. Every one is a ``ValueError`` so
-callers that only care about "bad data" can catch that.
+callers that only care about "bad data" can catch that, and a ``CardioError`` like
+every other error of the card layer.
 """
 
 from __future__ import annotations
+
+from cardio.errors import CardioError
 
 __all__ = [
     "CodecError",
@@ -21,8 +24,8 @@ __all__ = [
 
 # The subclasses name the fault without an "Error" suffix (the team's agreed API);
 # the root carries it, and every one is caught as CodecError.
-class CodecError(ValueError):
-    """Root of every error raised by ``cardio.codecs``."""
+class CodecError(CardioError, ValueError):
+    """Root of every error raised by ``cardio.codecs`` (part of cardio's one error tree)."""
 
 
 class NameTooLong(CodecError):  # noqa: N818 - agreed API name, reads as the fault
