@@ -14,9 +14,10 @@ D_i is set: the record was empty at slot i's baseline, as far as the card knows)
 *UPDATE RECORD r* (by anyone): for every slot i of that EF whose D_i is clear,
 set D_i and E_i = "r was empty just before this write". Because no write touched
 r between the baseline and this first one, that is exactly "empty at baseline".
-Every open session on the same EF notes r: on the session's own channel in its
-*own* set; on any other channel in its *foreign* map, with "was empty before the
-first foreign write" (volatile RAM).
+Every open session on the same EF notes r too (volatile RAM): a write on the
+session's own channel means the partner now knows r as written, so r leaves the
+session's *foreign* map; a write on any other channel enters it (if r is not
+there yet) with "was r empty just before" -- the content the partner last knew.
 
 *NEWSYNC(partner, db)* freezes a change list in the session: without a slot for
 (partner, db), every non-empty record as 01 (added); with slot i, every r with D_i
@@ -28,12 +29,16 @@ bytes from ``secrets`` and writes nothing persistent.
 else the one with the oldest STORESYNC, whose partner then gets a full sync).
 The new baseline is "the card now, minus the foreign writes of this session", so
 in ONE transaction: slot := (partner, db, obj, next seq), and for every record r
-of the EF: not in the foreign map -> D_i = 0 (the partner holds it as it is now);
-in the foreign map and not in the own set -> D_i = 1, E_i = was-empty-before-the-
-first-foreign-write (that content is the baseline, so type and precision stay
-exact); in both -> D_i = 1, E_i = 0 (the order of the two writes is unknown, so
-the card claims nothing: typed 02, or 03 if empty). Those re-marked records may
-be listed once more although unchanged: the spec's precision slack.
+of the EF: not in the foreign map -> D_i = 0 (the partner holds r as it is now:
+it read it, wrote it last, or it did not change); in the foreign map -> D_i = 1,
+E_i = the map's "empty before" (the content the partner knew is the baseline, so
+the next type is exact). The lead's first proposal kept a record written both by
+the session and by others as "don't know" (E_i = 0); tracking which came last
+costs nothing and makes that case exact too: a session write after the foreign
+ones means the partner knows the current content, a foreign write after the
+session's means the baseline is what the session wrote. A re-marked record may
+be listed once more although it ends up unchanged (another terminal wrote the
+same bytes): the spec's precision slack.
 
 Why this is complete: a record whose content differs from the baseline was
 written after it (D_i set then) or was foreign-written in the last session (D_i
@@ -84,13 +89,13 @@ class Session:
     last: bytes | None
     proposed: bytes
     changes: tuple[tuple[int, int], ...]
-    own: set[int] = field(default_factory=set)
+    # Records written by others since the partner last knew them -> "was empty then".
     foreign: dict[int, bool] = field(default_factory=dict)
 
     def note_write(self, rec: int, own: bool, was_empty: bool) -> None:
         """Remember a write to this session's EF made during the session."""
         if own:
-            self.own.add(rec)
+            self.foreign.pop(rec, None)  # the partner knows what it just wrote
         else:
             self.foreign.setdefault(rec, was_empty)
 
@@ -162,7 +167,7 @@ def store_changes(state: CardState, session: Session) -> list[Change]:
         new = meta & ~(d_bit | e_bit)
         if r in session.foreign:
             new |= d_bit
-            if r not in session.own and session.foreign[r]:
+            if session.foreign[r]:
                 new |= e_bit
         if new != meta:
             out.append(RecordChange(session.fid, r, None, new))
