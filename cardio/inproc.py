@@ -10,6 +10,11 @@ from cardio.link import CardLink
 class RawCard(Protocol):
     """What ``InProcessLink`` needs of a card (``simcard.SimCard`` fits)."""
 
+    @property
+    def atr(self) -> bytes:
+        """The answer to reset the card gives."""
+        ...
+
     def power_on(self) -> bytes:
         """Power the card up and return its ATR."""
         ...
@@ -26,16 +31,19 @@ class RawCard(Protocol):
 class InProcessLink(CardLink):
     """``CardLink`` over ``card.transmit``: no PC/SC, no threads, microseconds per APDU.
 
-    ``open()`` powers the card on (a fresh insertion); ``close()`` leaves it
-    powered, like a PC/SC disconnect with ``SCARD_LEAVE_CARD``.
+    ``open()`` powers the card on (a fresh insertion) — or, with ``shared=True``,
+    attaches to a card that is already powered, as a second terminal sharing the
+    card through PC/SC does (sessions and channels of others stay open);
+    ``close()`` leaves it powered, like a PC/SC disconnect with ``SCARD_LEAVE_CARD``.
     """
 
-    def __init__(self, card: RawCard) -> None:
+    def __init__(self, card: RawCard, *, shared: bool = False) -> None:
         super().__init__()
         self.card = card
+        self.shared = shared
 
     async def _open(self) -> bytes:
-        return self.card.power_on()
+        return self.card.atr if self.shared else self.card.power_on()
 
     async def _close(self) -> None:
         return None

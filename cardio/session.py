@@ -58,7 +58,6 @@ class PhonebookCard:
         self,
         link: CardLink,
         sim: Sim,
-        session: Sim,
         state: CardStateDB,
         *,
         iccid: str,
@@ -68,7 +67,8 @@ class PhonebookCard:
     ) -> None:
         self.link = link
         self._sim0 = sim
-        self._session = session
+        self._session: Sim | None = None
+        self._no_channels = False
         self._state = state
         self.iccid = iccid
         self.records = records
@@ -78,7 +78,7 @@ class PhonebookCard:
         self.change_detection: bool | None = None
         self._copy: dict[int, bytes] | None = None
         self._host_sim: Sim | None = None
-        self._sync = CardSync(session)
+        self._sync: CardSync | None = None
         # Plain-SIM session: the partner, the proposed object, and what it holds.
         self._plain: tuple[bytes, int, bytes, dict[int, bytes], list[Change]] | None = None
         self._session_open = False
@@ -92,30 +92,29 @@ class PhonebookCard:
     async def open(
         cls, link: CardLink, state: CardStateDB, *, pin: str | None, host_partner: bytes
     ) -> PhonebookCard:
-        """Read the ICCID, select EF.ADN, verify ``pin``, open the session channel.
+        """Read the ICCID, select EF.ADN, verify ``pin``.
 
         The link must be open. A wrong PIN raises ``PinRejected`` (tries left
-        attached); nothing here ever retries a PIN.
+        attached); nothing here ever retries a PIN. Logical channels are opened
+        only when a session or a refresh needs one, so a plain read costs no more
+        than it must.
         """
         if not 1 <= len(host_partner) <= 16:
             raise errors.InvalidRequest("host partner id must be 1..16 bytes")
         sim = Sim(link)
         iccid = await sim.iccid()
-        info = await sim.select_path(ADN_PATH)
+        # EF.ICCID sits under the MF, so DF.TELECOM is a child of the current DF now.
+        info = await sim.select_path(ADN_PATH[1:])
         if not info.is_record_ef or info.record_length < 14 or not info.record_count:
             raise errors.MalformedResponse(
                 f"EF.ADN is not a linear fixed file of ADN records ({info})"
             )
         if pin is not None:
             await sim.verify_pin(pin)
-        session = await sim.open_channel()
-        if session.channel:
-            await session.select_path(ADN_PATH)
-        log.info("card ready", iccid=iccid, records=info.record_count, channel=session.channel)
+        log.info("card ready", iccid=iccid, records=info.record_count)
         return cls(
             link,
             sim,
-            session,
             state,
             iccid=iccid,
             records=info.record_count,
@@ -125,13 +124,32 @@ class PhonebookCard:
 
     async def close(self) -> None:
         """Close the logical channels this object opened (the link stays open)."""
-        for sim in (self._host_sim, self._session):
-            if sim is not None and sim.channel:
+        for sim in {id(s): s for s in (self._host_sim, self._session) if s is not None}.values():
+            if sim.channel:
                 try:
                     await sim.close_channel()
                 except errors.CardioError as exc:  # the card may be gone already
                     log.info("channel close failed", channel=sim.channel, error=str(exc))
-        self._host_sim = None
+        self._host_sim = self._session = None
+        self._sync = None
+
+    async def _channel(self) -> Sim:
+        """A fresh logical channel with EF.ADN selected, or channel 0 where the card has none."""
+        if self._no_channels:
+            return self._sim0
+        sim = await self._sim0.open_channel()
+        if not sim.channel:
+            self._no_channels = True  # don't ask again: every MANAGE CHANNEL costs an APDU
+            return self._sim0
+        await sim.select_quiet(ADN_PATH[1:])  # a new channel starts at the MF
+        sim.current = self._sim0.current  # same file, same geometry
+        return sim
+
+    async def _session_sim(self) -> Sim:
+        if self._session is None:
+            self._session = await self._channel()
+            self._sync = CardSync(self._session)
+        return self._session
 
     # --- the local copy ---------------------------------------------------------
 
@@ -150,11 +168,11 @@ class PhonebookCard:
     async def refresh(self) -> RefreshStats:
         """Bring the local copy up to date with as few APDUs as the card allows."""
         start = self.link.apdu_count
-        shares_channel = self._session_open and self._session.channel == 0
+        shares_channel = self._session_open and self._session is self._sim0
         if self.change_detection is False or shares_channel:
             # No sync commands, or they would disturb the partner session on the only channel:
             # plain reads never do.
-            content = await self._full_read(self._session)
+            content = await self._full_read(self._sim0)
             self._store_copy(content, replace=True, keep_host=True)
             return RefreshStats(True, self.records, self.link.apdu_count - start)
         sim = await self._host_channel()
@@ -186,14 +204,8 @@ class PhonebookCard:
         return RefreshStats(full, changed, self.link.apdu_count - start)
 
     async def _host_channel(self) -> Sim:
-        if self._session.channel == 0:
-            return self._session
         if self._host_sim is None:
-            sim = await self._sim0.open_channel()
-            if sim.channel == 0:
-                return self._session
-            await sim.select_path(ADN_PATH)
-            self._host_sim = sim
+            self._host_sim = await self._channel()
         return self._host_sim
 
     async def _full_read(self, sim: Sim) -> dict[int, bytes]:
@@ -227,6 +239,8 @@ class PhonebookCard:
         """NEWSYNC for ``partner``: last object (None: slow), proposed object, change count."""
         if db != DEFAULT_DB:
             raise errors.InvalidRequest("only EF.ADN (6F3A) is synchronised")
+        await self._session_sim()
+        assert self._sync is not None
         if self.change_detection is not False:
             try:
                 result = await self._sync.new_sync(partner, db)
@@ -240,7 +254,7 @@ class PhonebookCard:
         return await self._plain_new_sync(partner, db)
 
     async def _plain_new_sync(self, partner: bytes, db: int) -> NewSyncResult:
-        content = await self._full_read(self._session)
+        content = await self._full_read(await self._session_sim())
         self._store_copy(content, replace=True, keep_host=True)
         snap = self._state.plain_snapshot(self.iccid, partner, db)
         listed: list[Change] = []
@@ -268,18 +282,20 @@ class PhonebookCard:
         """The session's frozen change list, ascending by record number."""
         if self._plain is not None:
             return list(self._plain[4])
+        if self._sync is None:
+            raise errors.InvalidRequest("no session: call new_sync() first")
         return await self._sync.changes()
 
     async def read_record(self, number: int) -> bytes:
         """READ RECORD on the session channel; the local copy follows."""
-        raw = await self._session.read_record(number)
+        raw = await (await self._session_sim()).read_record(number)
         if self._copy is not None:
             self._copy[number] = raw
         return raw
 
     async def write_record(self, number: int, raw: bytes) -> None:
         """UPDATE RECORD on the session channel (a write of the session's own)."""
-        await self._session.update_record(number, raw)
+        await (await self._session_sim()).update_record(number, raw)
         if self._copy is not None:
             self._copy[number] = raw
             self._state.put_records(self.iccid, {number: raw})
@@ -295,6 +311,8 @@ class PhonebookCard:
             self._state.store_plain(self.iccid, partner, db, proposed, held.items())
             self._plain = None
         else:
+            if self._sync is None:
+                raise errors.InvalidRequest("no session: call new_sync() first")
             await self._sync.store_sync(sync_object)
         self._session_open = False
 

@@ -139,6 +139,26 @@ class Sim:
             command = Command(self._cla_byte(), INS_SELECT, 0, 0x04, fid_bytes)
         return self._selected(await self.link.transmit(command))
 
+    async def select_quiet(self, path: Sequence[int]) -> None:
+        """SELECT each FID of ``path`` asking for no answer data (P2 ``0C``), when it can.
+
+        Saves the GET RESPONSE round trip of every SELECT where the caller already
+        knows the file (e.g. re-selecting EF.ADN on a fresh logical channel). A GSM
+        (``A0``) card has no such option: it gets an ordinary SELECT.
+        """
+        if not path:
+            raise errors.InvalidRequest("empty path")
+        await self.detect_class()
+        for fid in path:
+            if not 0 <= fid <= 0xFFFF:
+                raise errors.InvalidRequest(f"file id must be 2 bytes, got {fid:#x}")
+            if self._cla == CLA_GSM:
+                await self.select(fid)
+                continue
+            command = Command(self._cla_byte(), INS_SELECT, 0, 0x0C, fid.to_bytes(2, "big"))
+            check(await self.link.transmit(command), Op.SELECT)
+            self.current = None
+
     def _selected(self, response: Response) -> FileInfo:
         check(response, Op.SELECT)
         info = parse_gsm_select(response.data) if self._cla == CLA_GSM else parse_fcp(response.data)

@@ -14,7 +14,7 @@ from cardio.localcopy import CardStateDB
 from cardio.session import PhonebookCard
 from cardio.sim import Sim
 from cardio.sync import ChangeKind
-from simcard import ATR, SimCard, new_memory_card
+from simcard import SimCard, new_memory_card
 
 HOST = b"host-partner-001"
 PDA = b"pda-partner-0001"
@@ -31,16 +31,9 @@ async def open_card(card: SimCard, state: CardStateDB, pin: str | None = "0000")
     return await PhonebookCard.open(link, state, pin=pin, host_partner=HOST)
 
 
-class SharedLink(InProcessLink):
-    """A second terminal on an already powered card (PC/SC shared mode: no reset)."""
-
-    async def _open(self) -> bytes:
-        return ATR
-
-
 async def other_terminal_writes(card: SimCard, writes: dict[int, bytes]) -> None:
     """A second terminal (channel 0) writes records behind the phone's back."""
-    link = SharedLink(card)
+    link = InProcessLink(card, shared=True)
     await link.open()
     sim = Sim(link)
     await sim.select_path([0x3F00, 0x7F10, 0x6F3A])
