@@ -139,7 +139,8 @@ def test_serve_survives_a_pcscd_restart(
     assert card.verify() == 0x9000
     card.select_path(0x3F00, 0x7F10, ADN)
     assert card.read_record(4).data == adn_record(4)
-    assert served.log().count("vpcd connected") == 2
+    # Reconnected at least once (pcscd may drop a first reconnection while it starts up).
+    assert served.log().count("vpcd connected") >= 2
 
 
 def _scriptor(reader: str, script: str, tmp_path: Path) -> list[tuple[str, str]]:
