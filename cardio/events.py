@@ -167,6 +167,14 @@ class CardEvents:
         if hresult == scard.SCARD_E_UNKNOWN_READER:
             return self._rescan()
         if hresult != scard.SCARD_S_SUCCESS:
+            probe, _ = scard.SCardListReaders(self._hcontext, [])
+            if probe not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_NO_READERS_AVAILABLE):
+                # pcscd went away under the wait; what the wait answered then varies (seen:
+                # "Access denied"), a context that can no longer list readers does not.
+                code = hresult & 0xFFFFFFFF
+                raise errors.ReaderGone(
+                    f"waiting for reader events: the PC/SC service went away (0x{code:08X})"
+                )
             raise pcsc_error(hresult, "waiting for reader events")
         events: list[CardEvent] = []
         rescan = False
