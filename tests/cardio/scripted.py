@@ -13,6 +13,10 @@ class ScriptedCard:
         self.sent: list[bytes] = []
         self.resets = 0
 
+    @property
+    def atr(self) -> bytes:
+        return self.ATR
+
     def power_on(self) -> bytes:
         return self.ATR
 

@@ -9,6 +9,7 @@ import simcard
 from cardio import errors
 from cardio.files import FileInfo, FileKind, FileStructure
 from cardio.inproc import InProcessLink
+from cardio.link import CardLink
 from cardio.sim import CLA_GSM, CLA_ISO, Sim, decode_iccid
 from tests.cardio.scripted import ScriptedCard
 
@@ -41,7 +42,7 @@ async def test_class_falls_back_to_a0_on_6e00() -> None:
 
 
 @pytest.mark.parametrize("cla", [CLA_ISO, CLA_GSM])
-async def test_select_path_parses_both_answer_forms(link: InProcessLink, cla: int) -> None:
+async def test_select_path_parses_both_answer_forms(link: CardLink, cla: int) -> None:
     sim = Sim(link, cla=cla)
     info = await sim.select_path(ADN)
     assert info == FileInfo(0x6F3A, FileKind.EF, FileStructure.LINEAR_FIXED, 250 * 32, 32, 250)
@@ -51,7 +52,7 @@ async def test_select_path_parses_both_answer_forms(link: InProcessLink, cla: in
 
 
 @pytest.mark.parametrize(("cla", "sw"), [(CLA_ISO, 0x6A82), (CLA_GSM, 0x9404)])
-async def test_unknown_file(link: InProcessLink, cla: int, sw: int) -> None:
+async def test_unknown_file(link: CardLink, cla: int, sw: int) -> None:
     sim = Sim(link, cla=cla)
     with pytest.raises(errors.FileNotFound) as exc:
         await sim.select_path([0x3F00, 0x7F10, 0x6FFF])
@@ -59,7 +60,7 @@ async def test_unknown_file(link: InProcessLink, cla: int, sw: int) -> None:
 
 
 @pytest.mark.parametrize(("cla", "sw"), [(CLA_ISO, 0x6982), (CLA_GSM, 0x9804)])
-async def test_read_needs_the_pin(link: InProcessLink, cla: int, sw: int) -> None:
+async def test_read_needs_the_pin(link: CardLink, cla: int, sw: int) -> None:
     sim = Sim(link, cla=cla)
     await sim.select_path(ADN)
     with pytest.raises(errors.SecurityNotSatisfied) as exc:
@@ -68,7 +69,7 @@ async def test_read_needs_the_pin(link: InProcessLink, cla: int, sw: int) -> Non
 
 
 @pytest.mark.parametrize("cla", [CLA_ISO, CLA_GSM])
-async def test_record_round_trip(link: InProcessLink, cla: int) -> None:
+async def test_record_round_trip(link: CardLink, cla: int) -> None:
     sim = Sim(link, cla=cla)
     await sim.verify_pin(PIN)
     await sim.select_path(ADN)
@@ -79,7 +80,7 @@ async def test_record_round_trip(link: InProcessLink, cla: int) -> None:
 
 
 @pytest.mark.parametrize(("cla", "sw"), [(CLA_ISO, 0x6A83), (CLA_GSM, 0x9402)])
-async def test_record_out_of_range(link: InProcessLink, cla: int, sw: int) -> None:
+async def test_record_out_of_range(link: CardLink, cla: int, sw: int) -> None:
     sim = Sim(link, cla=cla)
     await sim.verify_pin(PIN)
     await sim.select_path(ADN)
@@ -88,7 +89,7 @@ async def test_record_out_of_range(link: InProcessLink, cla: int, sw: int) -> No
     assert exc.value.sw == sw
 
 
-async def test_read_record_without_known_length_uses_6cxx(link: InProcessLink) -> None:
+async def test_read_record_without_known_length_uses_6cxx(link: CardLink) -> None:
     sim = Sim(link)
     await sim.verify_pin(PIN)
     await sim.select_path(ADN)
@@ -98,7 +99,7 @@ async def test_read_record_without_known_length_uses_6cxx(link: InProcessLink) -
     assert link.apdu_count - before == 2  # Le 00, then 6C20, then Le 20
 
 
-async def test_bad_input_sends_nothing(sim: Sim, link: InProcessLink) -> None:
+async def test_bad_input_sends_nothing(sim: Sim, link: CardLink) -> None:
     await sim.verify_pin(PIN)
     await sim.select_path(ADN)
     before = link.apdu_count
@@ -119,7 +120,7 @@ async def test_bad_input_sends_nothing(sim: Sim, link: InProcessLink) -> None:
 
 
 @pytest.mark.parametrize("cla", [CLA_ISO, CLA_GSM])
-async def test_iccid(link: InProcessLink, cla: int) -> None:
+async def test_iccid(link: CardLink, cla: int) -> None:
     assert await Sim(link, cla=cla).iccid() == simcard.DEFAULT_ICCID
 
 
@@ -130,7 +131,7 @@ def test_decode_iccid() -> None:
 
 
 @pytest.mark.parametrize("cla", [CLA_ISO, CLA_GSM])
-async def test_wrong_pin_blocks_then_unblock(link: InProcessLink, cla: int) -> None:
+async def test_wrong_pin_blocks_then_unblock(link: CardLink, cla: int) -> None:
     sim = Sim(link, cla=cla)
     assert await sim.pin_tries_left() == 3
     with pytest.raises(errors.PinRejected) as first:
@@ -158,7 +159,7 @@ async def test_pin_tries_left_after_verify_is_unknown_in_iso(sim: Sim) -> None:
     assert await sim.pin_tries_left() is None
 
 
-async def test_pin_never_in_messages_or_logs(link: InProcessLink) -> None:
+async def test_pin_never_in_messages_or_logs(link: CardLink) -> None:
     secret = "73915"
     puk = "55512345"
     sim = Sim(link)
@@ -182,7 +183,7 @@ async def test_pin_never_in_messages_or_logs(link: InProcessLink) -> None:
         assert forbidden not in dumped
 
 
-async def test_logical_channel_open_select_close(link: InProcessLink, sim: Sim) -> None:
+async def test_logical_channel_open_select_close(link: CardLink, sim: Sim) -> None:
     await sim.verify_pin(PIN)
     session = await sim.open_channel()
     assert session.channel == 1
@@ -196,7 +197,7 @@ async def test_logical_channel_open_select_close(link: InProcessLink, sim: Sim) 
         await session.read_record(3)
 
 
-async def test_forced_class_and_channel_validation(link: InProcessLink) -> None:
+async def test_forced_class_and_channel_validation(link: CardLink) -> None:
     with pytest.raises(errors.InvalidRequest, match="class"):
         Sim(link, cla=0x80)
     with pytest.raises(errors.InvalidRequest, match="channel"):
@@ -205,7 +206,7 @@ async def test_forced_class_and_channel_validation(link: InProcessLink) -> None:
         Sim(link, channel=4)
 
 
-async def test_read_binary_at_an_offset(link: InProcessLink) -> None:
+async def test_read_binary_at_an_offset(link: CardLink) -> None:
     sim = Sim(link)
     await sim.select_path([0x3F00, 0x2FE2])
     whole = await sim.read_binary(0, 10)

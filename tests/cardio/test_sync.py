@@ -7,6 +7,7 @@ import pytest
 import simcard
 from cardio import errors
 from cardio.inproc import InProcessLink
+from cardio.link import CardLink
 from cardio.sim import CLA_GSM, Sim
 from cardio.sync import MAX_ENTRIES_PER_PAGE, CardSync, Change, ChangeKind
 from tests.cardio.scripted import ScriptedCard
@@ -29,7 +30,7 @@ def _record(i: int) -> bytes:
     return bytes([0x41 + i % 26]) + b"\xff" * 17 + bytes.fromhex("0481214365") + b"\xff" * 9
 
 
-async def test_first_sync_then_incremental(sim: Sim, link: InProcessLink) -> None:
+async def test_first_sync_then_incremental(sim: Sim, link: CardLink) -> None:
     channel, sync = await _session(sim)
     await channel.update_record(5, _record(5))
     await channel.update_record(9, _record(9))
@@ -60,7 +61,7 @@ async def test_first_sync_then_incremental(sim: Sim, link: InProcessLink) -> Non
     await channel.close_channel()
 
 
-async def test_sync_commands_use_the_session_channel(sim: Sim, link: InProcessLink) -> None:
+async def test_sync_commands_use_the_session_channel(sim: Sim, link: CardLink) -> None:
     sent: list[bytes] = []
     original = link._exchange
 
@@ -79,7 +80,7 @@ async def test_sync_commands_use_the_session_channel(sim: Sim, link: InProcessLi
     assert [a[:2].hex() for a in sent] == ["813a", "01c0", "813e"]
 
 
-async def test_paging_over_250_changes(sim: Sim, link: InProcessLink) -> None:
+async def test_paging_over_250_changes(sim: Sim, link: CardLink) -> None:
     channel, sync = await _session(sim)
     for n in range(1, 251):
         await channel.update_record(n, _record(n))
@@ -178,7 +179,7 @@ async def test_malformed_getchanges_page(page: str, fragment: str) -> None:
             await sync.changes()
 
 
-async def test_bad_sync_arguments_send_nothing(sim: Sim, link: InProcessLink) -> None:
+async def test_bad_sync_arguments_send_nothing(sim: Sim, link: CardLink) -> None:
     sync = CardSync(sim)
     with pytest.raises(errors.InvalidRequest, match="partner"):
         await sync.new_sync(b"")
