@@ -37,15 +37,18 @@ arrived, ``before-send:K`` when K is ready but not sent, ``after:m``/``before:m`
 around a ``PhonebookCard`` method):
 
 phone killed
-    after NEWSYNC; after Alert sent; after AlertReply received; after CardData
-    sent; after PdaOps received; after the first UPDATE RECORD; after all
-    UPDATEs (before Applied); after Applied sent; after Prepared received (the
-    PDA's pending anchor is stored, STORESYNC not sent); after STORESYNC (before
-    Committed); after Committed sent (before Done).
+    after NEWSYNC; after Alert sent; after AlertReply received; between two
+    READ RECORDs of CardData; after CardData sent; after PdaOps received; after
+    the first UPDATE RECORD; after all UPDATEs (before Applied); after Applied
+    sent; after Prepared received (the PDA's pending anchor is stored, STORESYNC
+    not sent); after STORESYNC (before Committed); after Committed sent (before
+    Done).
 PDA killed
-    after receiving Alert (before AlertReply); after applying the card's changes
-    to the vdir (before PdaOps); after PdaOps sent; after storing pending
-    (before Prepared); after Prepared sent; after promoting (before Done).
+    after receiving Alert (before AlertReply); after receiving CardData (before
+    touching the vdir); after applying the card's changes to the vdir (before
+    PdaOps); after PdaOps sent; after receiving Applied (before storing
+    pending); after storing pending (before Prepared); after Prepared sent;
+    after receiving Committed (before promoting); after promoting (before Done).
 card emulator killed
     after NEWSYNC; between two READ RECORDs of CardData; between two UPDATE
     RECORDs; right before STORESYNC; right after STORESYNC.
@@ -81,6 +84,7 @@ STEPS = [
     Step("phone/after-newsync", "phone", "after:new_sync"),
     Step("phone/alert-sent", "phone", "sent:Alert"),
     Step("phone/alertreply-received", "phone", "recv:AlertReply"),
+    Step("phone/mid-carddata-reads", "phone", "after:read_record"),
     Step("phone/carddata-sent", "phone", "sent:CardData"),
     Step("phone/pdaops-received", "phone", "recv:PdaOps"),
     Step("phone/first-update", "phone", "after:write_record"),
@@ -90,10 +94,13 @@ STEPS = [
     Step("phone/after-storesync", "phone", "after:store_sync"),
     Step("phone/committed-sent", "phone", "sent:Committed"),
     Step("pda/alert-received", "pda", "before-send:AlertReply"),
+    Step("pda/carddata-received", "pda", "recv:CardData"),
     Step("pda/card-changes-applied", "pda", "before-send:PdaOps"),
     Step("pda/pdaops-sent", "pda", "sent:PdaOps"),
+    Step("pda/applied-received", "pda", "recv:Applied"),
     Step("pda/pending-stored", "pda", "before-send:Prepared"),
     Step("pda/prepared-sent", "pda", "sent:Prepared"),
+    Step("pda/committed-received", "pda", "recv:Committed"),
     Step("pda/promoted", "pda", "before-send:Done"),
     Step("card/after-newsync", "card", "after:new_sync"),
     Step("card/mid-carddata-reads", "card", "after:read_record"),
