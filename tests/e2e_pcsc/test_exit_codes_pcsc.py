@@ -36,7 +36,11 @@ def test_error_codes_and_exit_statuses(
     image = tmp_path / "card.img"
     create_image(image, records=20, pin="2468")
     served = serve_card(image)
-    pda = pda_proc("pda1")
+    init = cli("pda", "init", str(tmp_path / "pda1"), check=True)
+    assert cli("pda", "id", str(tmp_path / "pda1"), check=True).stdout == init.stdout
+    assert cli("pda", "init", str(tmp_path / "pda1")).returncode == 1  # never re-initialised
+    pda = pda_proc("pda1")  # opens the directory the CLI made
+    assert pda.device_id == init.stdout.strip()
     phone = Phone(tmp_path / "phone", reader=served.reader, pin="1357")  # the wrong PIN
     phone.pair("pda1", pda, allow=False)  # not serving yet, not allowed yet
 
