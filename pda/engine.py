@@ -19,6 +19,8 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
+
 from syncproto import (
     Abort,
     Alert,
@@ -50,6 +52,8 @@ from .cardstate import CardState, CardStateDB, CardStateError
 from .store import ContactNotFoundError, ContactStore, Projection, StoreError
 
 __all__ = ["SyncEngine", "SyncEngineError", "SyncOutcome", "prefix_fits"]
+
+log = structlog.get_logger(__name__)
 
 # GSM 03.38 default alphabet (one septet each) and its escape table (two).
 _GSM = set(
@@ -170,9 +174,21 @@ class SyncEngine:
 
     def _decide(self, alert: Alert) -> Mode:
         self._alert = alert
+        # Scan first: that is what notices a vdir re-created under a running server.
+        contacts = self.store.scan()
         st = self.state.load(alert.iccid, alert.db)
-        if st.store_id is not None and st.store_id != self.store.store_id:
-            st = CardState()  # the store was wiped or replaced: its map means nothing now
+        replaced = st.store_id is not None and st.store_id != self.store.store_id
+        # Every .vcf gone but our dot-files kept reads as "a person deleted everything";
+        # far likelier a wipe, and emptying the card for it is the one mistake that loses
+        # data. So it counts as a new store: slow, nothing deleted, the card refills it.
+        emptied = not contacts and bool(st.synced or st.pending_synced)
+        if replaced or emptied:
+            log.warning(
+                "address book wiped or replaced: slow sync, no deletions",
+                iccid=alert.iccid,
+                emptied=emptied,
+            )
+            st = CardState()  # its map means nothing now
         if alert.last is not None and alert.last == st.pending:
             # The card took STORESYNC but our Committed got lost: the card is right.
             self.state.promote(alert.iccid, alert.db, alert.last)
@@ -197,13 +213,19 @@ class SyncEngine:
         alert, mode = self._alert, self.session.mode
         assert alert is not None
         assert mode is not None
-        pda = {u: Entry(c.projection.name, c.projection.number)
-               for u, c in self.store.scan().items()}
+        pda = {
+            u: Entry(c.projection.name, c.projection.number) for u, c in self.store.scan().items()
+        }
         self._plan = plan(
-            mode=mode, card=self._card, pda=pda, synced=self._synced,
-            fits=lambda name: self.fits(name, alert.alpha_len), new_uid=self._new_uid,
+            mode=mode,
+            card=self._card,
+            pda=pda,
+            synced=self._synced,
+            fits=lambda name: self.fits(name, alert.alpha_len),
+            new_uid=self._new_uid,
             # The phone's configured policy for this PDA, when it sends one, wins.
-            policy=Policy(alert.policy or self.policy), propagate_deletes=self.propagate_deletes,
+            policy=Policy(alert.policy or self.policy),
+            propagate_deletes=self.propagate_deletes,
         )
         for a in self._plan.to_pda:
             if isinstance(a, CreateContact):
@@ -235,6 +257,7 @@ class SyncEngine:
         assert self._plan is not None
         self.state.promote(self._alert.iccid, self._alert.db, self._alert.proposed)
         added, modified, deleted = self._plan.counts()
-        self.outcome = SyncOutcome(self._plan.mode, added, modified, deleted,
-                                   self._plan.conflicts, self._skipped)
+        self.outcome = SyncOutcome(
+            self._plan.mode, added, modified, deleted, self._plan.conflicts, self._skipped
+        )
         return Done(added, modified, deleted, self._plan.conflicts, self._skipped)
