@@ -53,25 +53,15 @@ class CountingLink(TimedLink):
         return sum(self.commands.values()) - sync, sync
 
 
-async def _fill(card: simcard.SimCard, records: int) -> None:
-    link = InProcessLink(card)
+async def _write(card: simcard.SimCard, count: int, label: str, *, shared: bool) -> None:
+    """A terminal on channel 0 writes records 1..count (``shared``: no power cycle)."""
+    link = InProcessLink(card, shared=shared)
     await link.open()
     sim = Sim(link)
     await sim.select_path(ADN_PATH)
     await sim.verify_pin("0000")
-    for n in range(1, records + 1):
-        await sim.update_record(n, AdnRecord(f"Contact {n}", f"+4930{n:06d}").encode(18))
-
-
-async def _other_terminal(card: simcard.SimCard, changed: int) -> None:
-    """Another phone edits ``changed`` records on channel 0 (no power cycle: shared card)."""
-    link = InProcessLink(card, shared=True)
-    await link.open()
-    sim = Sim(link)
-    await sim.select_path(ADN_PATH)
-    await sim.verify_pin("0000")
-    for n in range(1, changed + 1):
-        await sim.update_record(n, AdnRecord(f"Edited {n}", f"+4940{n:06d}").encode(18))
+    for n in range(1, count + 1):
+        await sim.update_record(n, AdnRecord(f"{label} {n}", f"+49{n:08d}").encode(18))
 
 
 def _line(label: str, link: CountingLink) -> tuple[str, float]:
@@ -89,7 +79,7 @@ async def run(records: int, baud: int, card_ms: float) -> None:
     print(f"{'scenario':<26} {'APDUs':>5} {'prolog':>6} {'sync':>5} {'TPDUs':>6} {'bytes':>7} "
           f"{'model s':>9}  ratio")
     card = simcard.new_memory_card(records=records)
-    await _fill(card, records)
+    await _write(card, records, "Contact", shared=False)
 
     full = CountingLink(InProcessLink(card), **kw)
     await full.open()
@@ -110,7 +100,7 @@ async def run(records: int, baud: int, card_ms: float) -> None:
         await first.refresh()  # the copy is now current
         await first.close()
         for k in sorted({0, 1, 5, 25, records}):
-            await _other_terminal(card, k)
+            await _write(card, k, "Edited", shared=True)  # another phone's edits
             link = CountingLink(InProcessLink(card, shared=True), **kw)
             await link.open()
             pb = await PhonebookCard.open(link, state, pin="0000", host_partner=host)
