@@ -180,6 +180,20 @@ def test_a_hundred_thousand_random_apdus() -> None:
     assert by_ins[0x3C] > 100, "GETCHANGES"
 
 
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=2**64 - 1))
+def test_hypothesis_driven_runs(seed: int) -> None:
+    """Another 100 x 1,000 APDUs, the runs chosen (and reported on failure) by hypothesis."""
+    card, store = make_card()
+    gen = Generator(seed=seed)
+    for n in range(1000):
+        if n % 250 == 249:
+            card.reset()
+            gen.reset()
+        apdu = gen.apdu()
+        gen.learn(apdu, check(card, store, apdu))
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.binary(min_size=0, max_size=30), max_size=30))
 def test_arbitrary_bytes(apdus: list[bytes]) -> None:
