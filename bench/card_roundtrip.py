@@ -91,9 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         _reexec_in_namespace(argv)
 
+    from smartcard import scard
+
     from simcard.card import new_memory_card
     from simcard.image import create_image
-    from smartcard import scard
 
     with tempfile.TemporaryDirectory() as tmp:
         quiet = subprocess.DEVNULL

@@ -65,7 +65,7 @@ setup() {
 
 run_tests() {
     echo "== ruff"
-    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" check --no-cache .
     echo "== mypy (strict)"
     "$VENV/bin/mypy"
     echo "== pytest (in a private mount + network namespace)"
