@@ -21,7 +21,12 @@ Each row then checks:
 1. the crash happened where the row says (the victim died of SIGKILL), and the
    crashed run's result: a killed phone reports nothing; a phone whose PDA or
    card died reports ``ok: false``, except after the point of no return for the
-   card, STORESYNC, when the card is no longer needed and the run is ``ok``;
+   card, STORESYNC, when the card is no longer needed and the run is ``ok``
+   (a PDA killed after promoting still fails the run: the phone never got
+   ``Done``, and says so; the re-sync then finds nothing to do but stays fast);
+   and whether the PDA was left holding a *pending* anchor (``Step.pending``):
+   the rows that do are the window between "pending stored" and STORESYNC (or
+   between STORESYNC and ``Done``) where a slow sync would be the classic bug;
 2. after restarting what was killed, a re-sync is ``ok`` and **fast** (never a
    slow sync: the card's last anchor is always the PDA's last or its pending
    one, whatever step died);
@@ -72,12 +77,18 @@ pytestmark = [pytest.mark.pcsc, pytest.mark.slow]
 
 @dataclass(frozen=True)
 class Step:
-    """One row: who is killed, at which hook, and whether the crashed run may report ok."""
+    """One row: who is killed, at which hook, what the crashed run reports, what it left.
+
+    ``pending``: whether the crash leaves the PDA with a pending anchor (prepared, not
+    promoted), i.e. the row sits in the window the issue singles out; None where that
+    depends on how far the surviving side got before it noticed (a race, not a rule).
+    """
 
     name: str
     who: str  # "phone", "pda" or "card"
     hook: str
     crashed_ok: bool = False
+    pending: bool | None = False
 
 
 STEPS = [
@@ -89,23 +100,23 @@ STEPS = [
     Step("phone/pdaops-received", "phone", "recv:PdaOps"),
     Step("phone/first-update", "phone", "after:write_record"),
     Step("phone/all-updates", "phone", "before-send:Applied"),
-    Step("phone/applied-sent", "phone", "sent:Applied"),
-    Step("phone/prepared-received", "phone", "recv:Prepared"),
-    Step("phone/after-storesync", "phone", "after:store_sync"),
-    Step("phone/committed-sent", "phone", "sent:Committed"),
+    Step("phone/applied-sent", "phone", "sent:Applied", pending=None),
+    Step("phone/prepared-received", "phone", "recv:Prepared", pending=True),
+    Step("phone/after-storesync", "phone", "after:store_sync", pending=True),
+    Step("phone/committed-sent", "phone", "sent:Committed", pending=None),
     Step("pda/alert-received", "pda", "before-send:AlertReply"),
     Step("pda/carddata-received", "pda", "recv:CardData"),
     Step("pda/card-changes-applied", "pda", "before-send:PdaOps"),
     Step("pda/pdaops-sent", "pda", "sent:PdaOps"),
     Step("pda/applied-received", "pda", "recv:Applied"),
-    Step("pda/pending-stored", "pda", "before-send:Prepared"),
-    Step("pda/prepared-sent", "pda", "sent:Prepared"),
-    Step("pda/committed-received", "pda", "recv:Committed"),
+    Step("pda/pending-stored", "pda", "before-send:Prepared", pending=True),
+    Step("pda/prepared-sent", "pda", "sent:Prepared", pending=True),
+    Step("pda/committed-received", "pda", "recv:Committed", pending=True),
     Step("pda/promoted", "pda", "before-send:Done"),
     Step("card/after-newsync", "card", "after:new_sync"),
     Step("card/mid-carddata-reads", "card", "after:read_record"),
     Step("card/mid-apply", "card", "after:write_record"),
-    Step("card/before-storesync", "card", "before:store_sync"),
+    Step("card/before-storesync", "card", "before:store_sync", pending=True),
     # STORESYNC is the point of no return: the phone needs the card no more and finishes ok.
     Step("card/after-storesync", "card", "after:store_sync", crashed_ok=True),
 ]
@@ -166,6 +177,8 @@ def test_kill_9_then_resync_is_fast_equal_lossless_and_duplicate_free(
     world.pda.start(crash_at=step.hook if step.who == "pda" else None)
 
     _crash(world, served, step)
+    if step.pending is not None:
+        assert world.pda_pending() is step.pending, f"{step.name}: PDA pending anchor"
 
     resync = world.phone()
     assert resync.result is not None, _crashed(resync, step)

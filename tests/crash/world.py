@@ -24,14 +24,16 @@ from typing import Any
 
 from daemon.config import load_config
 from daemon.sync import phone_identity, run_sync
+from pda.cardstate import CardStateDB
 from pda.node import PdaDir, PdaServer
 from pda.store import Projection
 from pda.vdir import VdirStore
-from simcard import create_image
+from simcard import DEFAULT_ICCID, create_image
 from tests.e2e.harness import Card
 from tests.fixtures.pcsc import READERS, REPO
 
 PIN = "0000"
+DB_ADN = 0x6F3A
 RECORDS = 30
 POLICY = "card-wins"  # no intentional duplicates: every duplicate the checks see is a bug
 PROCESS_TIMEOUT = 60.0
@@ -234,6 +236,14 @@ class World:
         )  # fmt: skip
         out = proc.stdout.decode().strip()
         return PhoneRun(proc.returncode, json.loads(out) if out else None, proc.stderr.decode())
+
+    def pda_pending(self) -> bool:
+        """Whether the PDA holds a pending anchor for the card (a prepared, unpromoted sync)."""
+        state = CardStateDB(self.root / "pda" / "state.sqlite")
+        try:
+            return state.load(DEFAULT_ICCID, DB_ADN).pending is not None
+        finally:
+            state.close()
 
     def card_records(self) -> Counter[tuple[str, str]]:
         """The card's records as a multiset of (name, number); the card must not be served."""
