@@ -19,7 +19,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -29,6 +28,7 @@ from cardio.codecs import AdnRecord, CodecError, fit_name
 from cardio.link import CardLink
 from cardio.localcopy import CardStateDB, StateError
 from cardio.session import PhonebookCard
+from cardio.sync import ChangeKind
 from daemon.config import Config, ConfigError, PdaConfig, read_pin_file
 from syncproto import (
     Abort,
@@ -411,10 +411,11 @@ async def _card_entries(card: PhonebookCard, fast: bool, progress: ProgressFn) -
         changes = await card.changes()
         for i, change in enumerate(changes):
             progress("exchange", i, len(changes))
-            raw = (
-                b"\xff" if change.kind.name == "DELETED" else await card.read_record(change.record)
-            )
-            entry = CardDeleted(change.record) if _empty(raw) else _entry(change.record, raw)
+            if change.kind is ChangeKind.DELETED:  # '03' means empty now: nothing to read
+                entry: CardEntry | None = CardDeleted(change.record)
+            else:
+                raw = await card.read_record(change.record)
+                entry = CardDeleted(change.record) if _empty(raw) else _entry(change.record, raw)
             if entry is not None:
                 out.append(entry)
         progress("exchange", len(changes), len(changes))
@@ -465,8 +466,3 @@ async def _apply(
         results.append(Stored(op.ref, record, name, op.number))
     progress("apply", len(ops.ops), len(ops.ops))
     return results
-
-
-def result_path(config: Config) -> Path:
-    """Where the last result is kept for `simsync status`-style tools."""
-    return config.node.state_dir / "last-result.json"
