@@ -17,6 +17,7 @@ from typing import Any, Literal, cast
 
 from cardio.errors import InvalidRequest
 from cardio.hostfiles import default_state_dir, read_pin
+from daemon.errors import DaemonError
 
 __all__ = [
     "EX_CONFIG",
@@ -39,7 +40,7 @@ _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 _SCHEMES = ("tcp://", "memory:", "serial://", "ble://")
 
 
-class ConfigError(Exception):
+class ConfigError(DaemonError):
     """A configuration problem, printed as ``FILE: KEY: PROBLEM`` without a traceback."""
 
     def __init__(self, file: Path | str, key: str, problem: str) -> None:

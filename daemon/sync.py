@@ -30,6 +30,7 @@ from cardio.localcopy import CardStateDB, StateError
 from cardio.session import PhonebookCard
 from cardio.sync import ChangeKind
 from daemon.config import Config, ConfigError, PdaConfig, read_pin_file
+from daemon.errors import DaemonError
 from syncproto import (
     Abort,
     Alert,
@@ -77,7 +78,7 @@ CONNECT_TIMEOUT = 15.0
 DB_ADN = 0x6F3A
 
 
-class SyncError(Exception):
+class SyncError(DaemonError):
     """A sync that could not finish; ``code`` is one of spec/mqtt.md's error codes."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from syncproto import Entry, Synced
 
+from .errors import PdaError
+
 __all__ = ["CardState", "CardStateDB", "CardStateError"]
 
 _SCHEMA = """
@@ -49,7 +51,7 @@ CREATE TABLE IF NOT EXISTS map (
 """
 
 
-class CardStateError(Exception):
+class CardStateError(PdaError):
     """The per-card state database cannot be read or written; nothing was changed."""
 
 

@@ -49,6 +49,7 @@ from syncproto import (
 )
 
 from .cardstate import CardState, CardStateDB, CardStateError
+from .errors import PdaError
 from .store import ContactNotFoundError, ContactStore, Projection, StoreError
 
 __all__ = ["SyncEngine", "SyncEngineError", "SyncOutcome", "prefix_fits"]
@@ -82,7 +83,7 @@ def prefix_fits(name: str, alpha_len: int) -> str:
     return name[: max(0, (alpha_len - 1) // 2)]
 
 
-class SyncEngineError(Exception):
+class SyncEngineError(PdaError):
     """The PDA could not complete a sync (store or state failure); the phone got an Abort."""
 
 

@@ -34,6 +34,7 @@ from transports import (
 
 from .cardstate import CardStateDB
 from .engine import SyncEngine
+from .errors import PdaError
 from .vdir import VdirStore
 
 __all__ = ["PdaDir", "PdaDirError", "PdaServer"]
@@ -41,7 +42,7 @@ __all__ = ["PdaDir", "PdaDirError", "PdaServer"]
 log = structlog.get_logger(__name__)
 
 
-class PdaDirError(Exception):
+class PdaDirError(PdaError):
     """A PDA directory that is missing, not initialised, or already initialised."""
 
 

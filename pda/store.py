@@ -18,6 +18,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from .errors import PdaError
+
 __all__ = [
     "BadContact",
     "ContactExistsError",
@@ -56,7 +58,7 @@ class ContactInfo:
     etag: str  # content hash of the stored vCard (changes whenever the file's content changes)
 
 
-class StoreError(Exception):
+class StoreError(PdaError):
     """Root of the store's errors."""
 
 

@@ -27,6 +27,8 @@ import vobject  # untyped: everything it returns is handled as Any in this modul
 
 from pda.store import InvalidProjectionError, Projection, normalize_number
 
+from .errors import PdaError
+
 __all__ = [
     "CardError",
     "ParsedCard",
@@ -41,7 +43,7 @@ _FOLD_OCTETS = 75  # RFC 6350 3.2: lines SHOULD NOT be longer than 75 octets
 _LINE_SPLIT = re.compile(r"(\r\n|\n|\r)")
 
 
-class CardError(Exception):
+class CardError(PdaError):
     """A vCard text this module cannot use; the store turns it into BadContact(path, reason)."""
 
 
