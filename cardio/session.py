@@ -77,6 +77,7 @@ class PhonebookCard:
         # None until the first sync command tells whether the card has them.
         self.change_detection: bool | None = None
         self._copy: dict[int, bytes] | None = None
+        self._refreshed = False  # refreshed during this connection
         self._host_sim: Sim | None = None
         self._sync: CardSync | None = None
         # Plain-SIM session: the partner, the proposed object, and what it holds.
@@ -232,6 +233,7 @@ class PhonebookCard:
             replace=replace,
         )
         self._copy = dict(content)
+        self._refreshed = True
 
     # --- a partner's session (the three commands, or their host-side emulation) ---
 
@@ -317,13 +319,27 @@ class PhonebookCard:
         self._session_open = False
 
     async def free_record(self, taken: set[int]) -> int | None:
-        """An empty record not in ``taken``, checked on the card (the copy may be stale)."""
+        """An empty record not in ``taken``, checked on the card (the copy may be stale).
+
+        The copy can miss a record another terminal emptied since it was last
+        refreshed; when it shows no room, one refresh settles it before "full".
+        """
         if self._copy is None:
             await self.refresh()
-        assert self._copy is not None
-        for n in range(1, self.records + 1):
-            if n in taken or not _is_empty(self._copy[n]):
-                continue
-            if _is_empty(await self.read_record(n)):
-                return n
+        for attempt in range(2):
+            assert self._copy is not None
+            for n in range(1, self.records + 1):
+                if n in taken or not _is_empty(self._copy[n]):
+                    continue
+                if _is_empty(await self.read_record(n)):
+                    return n
+            if attempt == 0 and not self._refreshed:
+                await self.refresh()
         return None
+
+    def note_empty(self, number: int) -> None:
+        """The card said record ``number`` is empty now (a ``03`` change): the copy follows."""
+        if self._copy is not None:
+            raw = b"\xff" * self.record_len
+            self._copy[number] = raw
+            self._state.put_records(self.iccid, {number: raw})

@@ -387,7 +387,8 @@ async def _converse(
     progress("commit", 1, 1)
     run.to_pda = _Counts(done.added, done.modified, done.deleted)
     run.conflicts = done.conflicts
-    run.skipped += done.skipped
+    # The PDA's count includes the ops the phone reported Skipped (card full, not encodable).
+    run.skipped = done.skipped
 
 
 def _empty(raw: bytes) -> bool:
@@ -413,6 +414,7 @@ async def _card_entries(card: PhonebookCard, fast: bool, progress: ProgressFn) -
         for i, change in enumerate(changes):
             progress("exchange", i, len(changes))
             if change.kind is ChangeKind.DELETED:  # '03' means empty now: nothing to read
+                card.note_empty(change.record)
                 entry: CardEntry | None = CardDeleted(change.record)
             else:
                 raw = await card.read_record(change.record)
@@ -449,14 +451,12 @@ async def _apply(
         try:
             raw = AdnRecord(name, op.number).encode(card.alpha_len)
         except CodecError as exc:
-            run.skipped += 1
             results.append(Skipped(op.ref, f"cannot hold it: {exc}"[:500]))
             continue
         record = op.record
         if record is None:
             record = await card.free_record(taken)
             if record is None:
-                run.skipped += 1
                 results.append(Skipped(op.ref, "card full"))
                 continue
             run.to_card.added += 1

@@ -221,3 +221,27 @@ async def test_unreachable_pda_and_unknown_pda(tmp_path: Path) -> None:
         res = await w.sync("nope")
         assert res["error"]["code"] == "unknown_pda"
         assert res["ok"] is False
+
+
+async def test_card_full_leaves_contacts_on_the_pda_counted_as_skipped(tmp_path: Path) -> None:
+    async with world(tmp_path, records=3) as w:
+        w.card.write(1, "On card", "+1")
+        pda = await w.add_pda("pda1")
+        for i in range(4):
+            pda.add(f"New {i}", f"+9{i}")
+        res = await w.sync("pda1")
+        assert res["ok"], res["error"]
+        assert res["to_card"]["added"] == 2  # records 2 and 3
+        assert res["skipped"] == 2
+        assert len(w.card.records()) == 3
+        assert len(pda.contacts()) == 5  # nothing lost on the PDA
+        again = await w.sync("pda1")
+        assert again["ok"], again["error"]
+        assert again["skipped"] == 2  # still waiting for room, still there
+        assert again["to_card"]["added"] == 0
+        # Room appears: the next sync places one more.
+        w.card.write(1, None)
+        third = await w.sync("pda1")
+        assert third["ok"], third["error"]
+        assert len(w.card.records()) == 3
+        assert "On card" not in names(pda.contacts())  # the card's deletion reached the PDA

@@ -115,3 +115,47 @@ def test_bad_reader_and_bad_pin_file_are_one_line_errors(
     res = dump("--reader", served.reader, "--pin-file", str(tmp_path / "pin"))
     assert res.returncode == 1
     assert "4-8 digits" in res.stderr
+
+
+def test_dump_of_a_plain_sim_made_with_the_cli_flag(
+    serve_card: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A card without sync commands (`card init --no-sync-applet`): same output, full reads."""
+    image = tmp_path / "plain.sqlite"
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "daemon.cli",
+            "card",
+            "init",
+            str(image),
+            "--records",
+            "12",
+            "--no-sync-applet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    fill(image, {2: ("Plain", "112"), 12: ("SIM", "+3312")})
+    served = serve_card(image)
+    (tmp_path / "pin").write_text("0000\n")
+    args = [
+        "--reader",
+        served.reader,
+        "--pin-file",
+        str(tmp_path / "pin"),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--json",
+    ]
+    for _ in range(2):  # the second run has a copy, but a plain SIM cannot prove it current
+        res = dump(*args)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout) == [
+            {"record": 2, "name": "Plain", "number": "112"},
+            {"record": 12, "name": "SIM", "number": "+3312"},
+        ]
