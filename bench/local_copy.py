@@ -76,8 +76,10 @@ def _line(label: str, link: CountingLink) -> tuple[str, float]:
 async def run(records: int, baud: int, card_ms: float) -> None:
     kw = {"baud": float(baud), "card_seconds": card_ms / 1000}
     print(f"card: {records} records, T=0 at {baud} baud, {card_ms} ms card time per TPDU")
-    print(f"{'scenario':<26} {'APDUs':>5} {'prolog':>6} {'sync':>5} {'TPDUs':>6} {'bytes':>7} "
-          f"{'model s':>9}  ratio")
+    print(
+        f"{'scenario':<26} {'APDUs':>5} {'prolog':>6} {'sync':>5} {'TPDUs':>6} {'bytes':>7} "
+        f"{'model s':>9}  ratio"
+    )
     card = simcard.new_memory_card(records=records)
     await _write(card, records, "Contact", shared=False)
 

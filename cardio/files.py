@@ -145,7 +145,11 @@ def parse_fcp(data: bytes) -> FileInfo:
     if record_length == 0:
         raise MalformedResponse("FCP descriptor has a record length of 0")
     return FileInfo(
-        fid, FileKind.EF, structure, size or record_length * record_count, record_length,
+        fid,
+        FileKind.EF,
+        structure,
+        size or record_length * record_count,
+        record_length,
         record_count,
     )
 

@@ -77,8 +77,10 @@ class CardSync:
         if not 0 <= db <= 0xFFFF:
             raise errors.InvalidRequest(f"database FID must be 2 bytes, got {db:#x}")
         data = (
-            bytes((TAG_PARTNER, len(partner))) + bytes(partner)
-            + bytes((TAG_DATABASE, 2)) + db.to_bytes(2, "big")
+            bytes((TAG_PARTNER, len(partner)))
+            + bytes(partner)
+            + bytes((TAG_DATABASE, 2))
+            + db.to_bytes(2, "big")
         )
         command = Command(self.sim.sync_cla, INS_NEWSYNC, 0, 0, data, le=256)
         response = check(await self.sim.link.transmit(command), Op.NEWSYNC)

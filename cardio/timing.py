@@ -66,9 +66,7 @@ class TimedLink(CardLink):
     @property
     def modeled_seconds(self) -> float:
         """Time the exchanges so far would take on a real T=0 card."""
-        return (
-            self.tpdu_bytes * self.etu_per_byte / self.baud + self.tpdu_count * self.card_seconds
-        )
+        return self.tpdu_bytes * self.etu_per_byte / self.baud + self.tpdu_count * self.card_seconds
 
     def reset_counters(self) -> None:
         """Start a new measurement (all counters to zero)."""

@@ -66,6 +66,7 @@ setup() {
 run_tests() {
     echo "== ruff"
     "$VENV/bin/ruff" check --no-cache .
+    "$VENV/bin/ruff" format --check --no-cache .
     echo "== mypy (strict)"
     "$VENV/bin/mypy"
     echo "== pytest (in a private mount + network namespace)"

@@ -74,9 +74,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 1
     configure_stderr_logging(debug=args.debug)
     try:
-        serve_until_signalled(
-            card, address, connect_timeout=args.connect_timeout, trace=args.debug
-        )
+        serve_until_signalled(card, address, connect_timeout=args.connect_timeout, trace=args.debug)
     except VpcdUnreachableError as exc:
         print(f"simsync card serve: {exc}", file=sys.stderr)
         return 1

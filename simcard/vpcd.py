@@ -226,9 +226,7 @@ class VpcdConnector:
     # -- connection -------------------------------------------------------------------
 
     def _connect(self) -> socket.socket:
-        infos = socket.getaddrinfo(
-            self._address.host, self._address.port, type=socket.SOCK_STREAM
-        )
+        infos = socket.getaddrinfo(self._address.host, self._address.port, type=socket.SOCK_STREAM)
         last: OSError = OSError(f"no address for {self._address.host}")
         for family, type_, proto, _name, sockaddr in infos:
             sock = socket.socket(family, type_, proto)
@@ -336,7 +334,6 @@ class VpcdConnector:
             r = response[-2:].hex() if secret else response.hex()
             _log.debug("apdu", c=redact_apdu(payload), r=r)
         return response
-
 
 
 def serve_until_signalled(

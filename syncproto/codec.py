@@ -47,8 +47,15 @@ __all__ = ["MAX_FRAME", "decode", "encode"]
 MAX_FRAME = 1 << 20
 
 _TAGS: dict[type[Any], int] = {
-    Alert: 0, AlertReply: 1, CardData: 2, PdaOps: 3, Applied: 4,
-    Prepared: 5, Committed: 6, Done: 7, Abort: 8,
+    Alert: 0,
+    AlertReply: 1,
+    CardData: 2,
+    PdaOps: 3,
+    Applied: 4,
+    Prepared: 5,
+    Committed: 6,
+    Done: 7,
+    Abort: 8,
 }
 
 
@@ -73,9 +80,19 @@ def _result_out(r: OpResult) -> list[Any]:
 def _body(msg: Message) -> list[Any]:
     match msg:
         case Alert():
-            return [list(msg.version), msg.iccid, msg.db, msg.last, msg.proposed,
-                    str(msg.requested), msg.records, msg.alpha_len, msg.change_detection,
-                    msg.free_records, None if msg.policy is None else str(msg.policy)]
+            return [
+                list(msg.version),
+                msg.iccid,
+                msg.db,
+                msg.last,
+                msg.proposed,
+                str(msg.requested),
+                msg.records,
+                msg.alpha_len,
+                msg.change_detection,
+                msg.free_records,
+                None if msg.policy is None else str(msg.policy),
+            ]
         case AlertReply():
             return [str(msg.mode)]
         case CardData():
@@ -173,8 +190,19 @@ def _alert_in(b: list[Any]) -> Alert:
     if len(b) not in (10, 11):  # the policy (11th) may be left out
         raise _Shape("Alert must have 10 or 11 fields")
     policy = None if len(b) == 10 or b[10] is None else _enum(Policy, b[10])
-    return Alert(b[1], b[2], b[3], b[4], _enum(RequestedMode, b[5]), b[6], b[7], b[8], b[9],
-                 version=(ver[0], ver[1]), policy=policy)
+    return Alert(
+        b[1],
+        b[2],
+        b[3],
+        b[4],
+        _enum(RequestedMode, b[5]),
+        b[6],
+        b[7],
+        b[8],
+        b[9],
+        version=(ver[0], ver[1]),
+        policy=policy,
+    )
 
 
 def _message_in(tag: object, b: list[Any]) -> Message:

@@ -237,9 +237,7 @@ class Abort:
     message: str
 
 
-Message = (
-    Alert | AlertReply | CardData | PdaOps | Applied | Prepared | Committed | Done | Abort
-)
+Message = Alert | AlertReply | CardData | PdaOps | Applied | Prepared | Committed | Done | Abort
 
 
 def _int(value: object, what: str, lo: int, hi: int) -> None:

@@ -130,8 +130,7 @@ class Plan:
     def counts(self) -> tuple[int, int, int]:
         """(added, modified, deleted) on the PDA."""
         kinds = [type(a) for a in self.to_pda]
-        return (kinds.count(CreateContact), kinds.count(UpdateContact),
-                kinds.count(DeleteContact))
+        return (kinds.count(CreateContact), kinds.count(UpdateContact), kinds.count(DeleteContact))
 
 
 def equivalent(card: Entry, pda: Entry, fits: Callable[[str], str]) -> bool:
@@ -187,7 +186,8 @@ class _Builder:
 
     def put(self, uid: str, record: int | None, pda: Entry, fallback: Synced | None) -> None:
         (self.puts if record is not None else self.new_puts).append(
-            CardPut(uid, record, pda, fallback))
+            CardPut(uid, record, pda, fallback)
+        )
 
     def pair(self, r: int, s: Synced, c: Entry, p: Entry, policy: Policy) -> None:
         """Both the record and its contact still exist."""
@@ -269,8 +269,14 @@ def plan(
             else:
                 b.orphan_contacts.append((s.uid, r))
     _match_unmapped(b, now, synced, mapped)
-    return Plan(mode, tuple(b.to_pda), tuple(b.deletes + b.puts + b.new_puts),
-                b.synced, b.conflicts, tuple(b.skipped))
+    return Plan(
+        mode,
+        tuple(b.to_pda),
+        tuple(b.deletes + b.puts + b.new_puts),
+        b.synced,
+        b.conflicts,
+        tuple(b.skipped),
+    )
 
 
 def _match_unmapped(

@@ -143,9 +143,7 @@ class Session:
             return
         nxt = TRANSITIONS.get((self.state, sender, _kind(msg)))
         if nxt is None:
-            raise fault(
-                f"{sender.value} may not send {_kind(msg)} in state {self.state.value}"
-            )
+            raise fault(f"{sender.value} may not send {_kind(msg)} in state {self.state.value}")
         self._check_context(msg, fault)
         self.state = nxt
 
@@ -241,4 +239,3 @@ class PdaSession(Session):
     """The PDA's end: sends AlertReply, PdaOps, Prepared, Done."""
 
     role = Role.PDA
-

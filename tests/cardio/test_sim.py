@@ -214,9 +214,7 @@ async def test_read_binary_at_an_offset(link: CardLink) -> None:
 
 
 async def test_read_binary_chunks_over_256() -> None:
-    card = ScriptedCard(
-        ("00b0000000", "11" * 256 + "9000"), ("00b001002c", "22" * 44 + "9000")
-    )
+    card = ScriptedCard(("00b0000000", "11" * 256 + "9000"), ("00b001002c", "22" * 44 + "9000"))
     async with InProcessLink(card) as link:
         data = await Sim(link, cla=CLA_ISO).read_binary(0, 300)
     assert data == b"\x11" * 256 + b"\x22" * 44

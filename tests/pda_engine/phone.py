@@ -118,8 +118,18 @@ def sync(
     phone = PhoneSession()
     last, proposed = card.newsync()
     free = card.size - len(card.records)
-    alert = Alert(ICCID, 0x6F3A, last, proposed, requested, card.size, card.alpha_len,
-                  True, free, policy=policy)
+    alert = Alert(
+        ICCID,
+        0x6F3A,
+        last,
+        proposed,
+        requested,
+        card.size,
+        card.alpha_len,
+        True,
+        free,
+        policy=policy,
+    )
     reply = phone.receive(_one(engine.handle(phone.send(alert))))
     if crash is Crash.ALERT:
         return None
@@ -127,14 +137,14 @@ def sync(
     if crash is Crash.REPLY:
         return None
     fast = reply.mode is Mode.FAST
-    entries = card.changes() if fast else [CardRecord(r, *card.records[r])
-                                           for r in sorted(card.records)]
+    entries = (
+        card.changes() if fast else [CardRecord(r, *card.records[r]) for r in sorted(card.records)]
+    )
     half = len(entries) // 2
     assert engine.handle(phone.send(CardData(tuple(entries[:half]), not fast, more=True))) == []
     if crash is Crash.FIRST_CHUNK:
         return None
-    ops = phone.receive(_one(engine.handle(phone.send(
-        CardData(tuple(entries[half:]), not fast)))))
+    ops = phone.receive(_one(engine.handle(phone.send(CardData(tuple(entries[half:]), not fast)))))
     if crash is Crash.CARD_DATA:
         return None
     assert isinstance(ops, PdaOps)

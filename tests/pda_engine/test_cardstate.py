@@ -11,8 +11,10 @@ from pda.cardstate import CardState, CardStateDB, CardStateError
 from syncproto import Entry, Synced
 
 A, B, C = b"A" * 8, b"B" * 8, b"C" * 8
-M1 = {1: Synced("u1", Entry("Ann", "1"), Entry("Ann Marie", "1")),
-      2: Synced("u2", Entry("Nameless", None), Entry("Nameless", None))}
+M1 = {
+    1: Synced("u1", Entry("Ann", "1"), Entry("Ann Marie", "1")),
+    2: Synced("u2", Entry("Nameless", None), Entry("Nameless", None)),
+}
 M2 = {3: Synced("u3", Entry("Cy", "3"), Entry("Cy", "3"))}
 
 
@@ -63,15 +65,22 @@ def test_a_new_store_drops_the_old_stores_last_pair(db: CardStateDB) -> None:
     db.prepare("89", 0x6F3A, "store2", B, M2)
     st = db.load("89", 0x6F3A)
     assert (st.store_id, st.last, st.synced, st.pending, st.pending_synced) == (
-        "store2", None, {}, B, M2)
+        "store2",
+        None,
+        {},
+        B,
+        M2,
+    )
 
 
 def test_a_failing_prepare_leaves_the_previous_state(db: CardStateDB) -> None:
     db.prepare("89", 0x6F3A, "store1", A, M1)
     db.promote("89", 0x6F3A, A)
     before = db.load("89", 0x6F3A)
-    dup = {1: Synced("same", Entry("a", "1"), Entry("a", "1")),
-           2: Synced("same", Entry("b", "2"), Entry("b", "2"))}  # a uid twice: UNIQUE fails
+    dup = {
+        1: Synced("same", Entry("a", "1"), Entry("a", "1")),
+        2: Synced("same", Entry("b", "2"), Entry("b", "2")),
+    }  # a uid twice: UNIQUE fails
     with pytest.raises(CardStateError, match="update failed"):
         db.prepare("89", 0x6F3A, "store1", B, dup)
     assert db.load("89", 0x6F3A) == before

@@ -69,7 +69,12 @@ def test_first_sync_is_slow_and_matches_by_content_then_fast(state: CardStateDB)
     assert len(card.records) == 4  # Ann, Bob, Alexande, Carol
     assert len(store.scan()) == 5  # + Ann, Bob; "No Number" stays on the PDA only
     assert (done.added, done.modified, done.deleted, done.conflicts, done.skipped) == (
-        2, 0, 0, 0, 1)
+        2,
+        0,
+        0,
+        0,
+        1,
+    )
     # The full name and the extra field were not touched by the shortened record.
     alex = next(c for c in store.scan().values() if c.projection.number == "3333")
     assert alex.projection.name == "Alexander Macdonald"
@@ -118,8 +123,12 @@ def test_fast_sync_applies_both_sides_edits_and_keeps_both_conflict_versions(
     names = sorted(c.projection.name for c in store.scan().values())
     assert names == ["Alexander Macdonald", "Ann", "Ann B", "Dan", "Eve Everywhere", "No Number"]
     assert sorted(card.records.values()) == [
-        ("Alexande", "3334"), ("Ann", "+499999"), ("Ann B", "+491111"), ("Dan", "5555"),
-        ("Eve Ever", "6666")]
+        ("Alexande", "3334"),
+        ("Ann", "+499999"),
+        ("Ann B", "+491111"),
+        ("Dan", "5555"),
+        ("Eve Ever", "6666"),
+    ]
     assert done.conflicts == 1
     assert done.deleted == 1  # Bob
 
@@ -197,8 +206,10 @@ def test_wiped_store_forces_slow_and_deletes_nothing(
     [(RequestedMode.REFRESH_FROM_CARD, True), (RequestedMode.REFRESH_FROM_PDA, False)],
 )
 def test_refresh_modes_let_one_side_win_and_delete_nothing(
-    state: CardStateDB, synced_pair: tuple[FakeCard, MemoryStore],
-    requested: RequestedMode, card_wins: bool,
+    state: CardStateDB,
+    synced_pair: tuple[FakeCard, MemoryStore],
+    requested: RequestedMode,
+    card_wins: bool,
 ) -> None:
     card, store = synced_pair
     edit_both_sides(card, store)
@@ -211,7 +222,8 @@ def test_refresh_modes_let_one_side_win_and_delete_nothing(
     ann = "Ann B" if card_wins else "Ann"
     assert any(c.projection.name == ann for c in store.scan().values())
     assert ("Bob", "2222") in card.records.values() or any(
-        c.projection.name == "Bob" for c in store.scan().values())
+        c.projection.name == "Bob" for c in store.scan().values()
+    )
     assert done.deleted == 0
 
 
@@ -280,8 +292,11 @@ def test_store_refusal_aborts_the_session_and_commits_nothing(state: CardStateDB
     e = engine(store, state)
     phone = PhoneSession()
     last, proposed = card.newsync()
-    phone.receive(e.handle(phone.send(Alert(ICCID, 0x6F3A, last, proposed,
-                                            RequestedMode.AUTO, 5, 8, True, 4)))[0])
+    phone.receive(
+        e.handle(
+            phone.send(Alert(ICCID, 0x6F3A, last, proposed, RequestedMode.AUTO, 5, 8, True, 4))
+        )[0]
+    )
     frames = e.handle(phone.send(CardData((CardRecord(1, "", "12345"),), complete=True)))
     abort = phone.receive(frames[0])
     assert isinstance(abort, Abort)
@@ -316,8 +331,11 @@ def test_phone_abort_ends_the_session_without_commit(
     e = engine(store, state)
     phone = PhoneSession()
     last, proposed = card.newsync()
-    phone.receive(e.handle(phone.send(Alert(ICCID, 0x6F3A, last, proposed,
-                                            RequestedMode.AUTO, 30, 8, True, 26)))[0])
+    phone.receive(
+        e.handle(
+            phone.send(Alert(ICCID, 0x6F3A, last, proposed, RequestedMode.AUTO, 30, 8, True, 26))
+        )[0]
+    )
     assert e.handle(phone.send(Abort("cancelled", "user pressed stop"))) == []
     assert e.finished
     assert "cancelled" in str(e.error)

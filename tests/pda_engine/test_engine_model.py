@@ -100,8 +100,9 @@ class EngineModel(RuleBasedStateMachine):
     def _completed(self) -> None:
         self.fresh.clear()
         self.snap_card = dict(self.card.records)
-        self.snap_pda = {u: (c.projection.name, c.projection.number)
-                         for u, c in self.store.scan().items()}
+        self.snap_pda = {
+            u: (c.projection.name, c.projection.number) for u, c in self.store.scan().items()
+        }
 
     @rule(requested=st.sampled_from(RequestedMode))
     def full_sync(self, requested: RequestedMode) -> None:
@@ -120,7 +121,8 @@ class EngineModel(RuleBasedStateMachine):
                 assert (prefix_fits(name, ALPHA), number) in view, (side, name, number)
                 if side == "pda":
                     assert Projection(name, number) in {
-                        c.projection for c in self.store.scan().values()}
+                        c.projection for c in self.store.scan().values()
+                    }
         # Stable: one more sync finds nothing to do, and it is fast.
         again = SyncEngine(self.store, self.db)
         done = sync(self.card, again)

@@ -30,9 +30,15 @@ B8 = bytes(range(8, 16))
 
 def _alert(**kw: object) -> Alert:
     base: dict[str, object] = {
-        "iccid": "8949000000000000001", "db": 0x6F3A, "last": A8, "proposed": B8,
-        "requested": RequestedMode.AUTO, "records": 250, "alpha_len": 18,
-        "change_detection": True, "free_records": 10,
+        "iccid": "8949000000000000001",
+        "db": 0x6F3A,
+        "last": A8,
+        "proposed": B8,
+        "requested": RequestedMode.AUTO,
+        "records": 250,
+        "alpha_len": 18,
+        "change_detection": True,
+        "free_records": 10,
     }
     base.update(kw)
     return Alert(**base)  # type: ignore[arg-type]
@@ -72,15 +78,20 @@ def test_encoding_is_deterministic_and_compact() -> None:
         (cbor2.dumps([4, [[7, 1]]]), "result must be"),
         (cbor2.dumps([7, 1, 2, 3, 4, True]), "skipped must be an integer"),
         (cbor2.dumps([8, "Bad Code", "x"]), "abort code"),
-        (cbor2.dumps([0, [1, 0], "89", 0x6F3A, b"short", B8, "auto", 250, 18, True, 1]),
-         "last must be 8 bytes"),
-        (cbor2.dumps([0, [1, 0], "89", 0x6F3A, None, B8, "auto", 250, 18, True, 251]),
-         "free_records must be an integer in 0..250"),
-        (cbor2.dumps([0, [1, 0], "89A", 0x6F3A, None, B8, "auto", 250, 18, True, 1]),
-         "iccid"),
+        (
+            cbor2.dumps([0, [1, 0], "89", 0x6F3A, b"short", B8, "auto", 250, 18, True, 1]),
+            "last must be 8 bytes",
+        ),
+        (
+            cbor2.dumps([0, [1, 0], "89", 0x6F3A, None, B8, "auto", 250, 18, True, 251]),
+            "free_records must be an integer in 0..250",
+        ),
+        (cbor2.dumps([0, [1, 0], "89A", 0x6F3A, None, B8, "auto", 250, 18, True, 1]), "iccid"),
         (cbor2.dumps([0, [1, 0], "89", 0x6F3A, None, B8, "auto", 250, 18]), "10 or 11 fields"),
-        (cbor2.dumps([0, [1, 0], "89", 0x6F3A, None, B8, "auto", 250, 18, True, 1, "lww"]),
-         "unknown policy 'lww'"),
+        (
+            cbor2.dumps([0, [1, 0], "89", 0x6F3A, None, B8, "auto", 250, 18, True, 1, "lww"]),
+            "unknown policy 'lww'",
+        ),
     ],
 )
 def test_bad_frames_are_the_peers_fault(frame: bytes, fragment: str) -> None:

@@ -36,8 +36,13 @@ def uid_for(record: int, entry: Entry) -> str:
 
 
 def run(mode: Mode = Mode.FAST, **kw) -> Plan:
-    args: dict[str, Any] = {"card": {}, "pda": {}, "synced": {}, "policy": Policy.DUPLICATE,
-            "propagate_deletes": True}
+    args: dict[str, Any] = {
+        "card": {},
+        "pda": {},
+        "synced": {},
+        "policy": Policy.DUPLICATE,
+        "propagate_deletes": True,
+    }
     args.update(kw)
     return plan(mode=mode, fits=fits, new_uid=uid_for, **args)
 
@@ -74,17 +79,28 @@ def test_pda_change_goes_to_the_same_record() -> None:
     ("policy", "to_pda", "to_card"),
     [
         (Policy.CARD_WINS, (UpdateContact("u1", 1, Entry("Annie", "3")),), ()),
-        (Policy.PDA_WINS, (), (CardPut("u1", 1, Entry("Ann Marie", "2"),
-                                       Synced("u1", Entry("Annie", "3"), ANN_PDA)),)),
-        (Policy.DUPLICATE, (CreateContact("new-1", 1, Entry("Annie", "3")),),
-         (CardPut("u1", None, Entry("Ann Marie", "2"), None),)),
+        (
+            Policy.PDA_WINS,
+            (),
+            (
+                CardPut(
+                    "u1", 1, Entry("Ann Marie", "2"), Synced("u1", Entry("Annie", "3"), ANN_PDA)
+                ),
+            ),
+        ),
+        (
+            Policy.DUPLICATE,
+            (CreateContact("new-1", 1, Entry("Annie", "3")),),
+            (CardPut("u1", None, Entry("Ann Marie", "2"), None),),
+        ),
     ],
 )
 def test_conflict_per_policy(
     policy: Policy, to_pda: tuple[Any, ...], to_card: tuple[Any, ...]
 ) -> None:
-    p = run(card={1: Entry("Annie", "3")}, pda={"u1": Entry("Ann Marie", "2")}, synced=S1,
-            policy=policy)
+    p = run(
+        card={1: Entry("Annie", "3")}, pda={"u1": Entry("Ann Marie", "2")}, synced=S1, policy=policy
+    )
     assert p.conflicts == 1
     assert p.to_pda == to_pda
     assert p.to_card == to_card
@@ -139,28 +155,32 @@ def test_slow_sync_with_no_map_matches_by_content_and_deletes_nothing() -> None:
 
 
 def test_new_uids_never_clash_with_existing_contacts() -> None:
-    p = run(Mode.SLOW, card={4: Entry("Zed", "4")}, pda={"new-4": Entry("Other", "5")},
-            synced={})
+    p = run(Mode.SLOW, card={4: Entry("Zed", "4")}, pda={"new-4": Entry("Other", "5")}, synced={})
     assert p.to_pda == (CreateContact("new-4-2", 4, Entry("Zed", "4")),)
 
 
 def test_refresh_from_card_overwrites_pda_differences_but_copies_one_sided_both_ways() -> None:
-    p = run(Mode.REFRESH_FROM_CARD, card={1: Entry("Ann M", "5"), 2: Entry("Bo", "6")},
-            pda={"u1": Entry("Ann Marie", "9"), "x": Entry("Xi", "7")}, synced=S1)
-    assert set(p.to_pda) == {UpdateContact("u1", 1, Entry("Ann Marie", "5")),
-                             CreateContact("new-2", 2, Entry("Bo", "6"))}
+    p = run(
+        Mode.REFRESH_FROM_CARD,
+        card={1: Entry("Ann M", "5"), 2: Entry("Bo", "6")},
+        pda={"u1": Entry("Ann Marie", "9"), "x": Entry("Xi", "7")},
+        synced=S1,
+    )
+    assert set(p.to_pda) == {
+        UpdateContact("u1", 1, Entry("Ann Marie", "5")),
+        CreateContact("new-2", 2, Entry("Bo", "6")),
+    }
     assert p.to_card == (CardPut("x", None, Entry("Xi", "7"), None),)
 
 
 def test_settle_records_what_the_card_stored_and_keeps_fallbacks_for_skips() -> None:
     s2 = Synced("u2", Entry("Bob", "2"), Entry("Bob", "2"))
-    p = run(pda={"u1": Entry("Ann Marie", "9"), "n": Entry("Newton", "4")},
-            synced={**S1, 2: s2})
+    p = run(pda={"u1": Entry("Ann Marie", "9"), "n": Entry("Newton", "4")}, synced={**S1, 2: s2})
     assert [type(a) for a in p.to_card] == [CardDelete, CardPut, CardPut]
-    settled = settle(p, Applied((Removed(0), Skipped(1, "not encodable"),
-                                 Stored(2, 5, "Newto", "4"))))
-    assert settled.synced == {1: S1[1], 5: Synced("n", Entry("Newto", "4"),
-                                                  Entry("Newton", "4"))}
+    settled = settle(
+        p, Applied((Removed(0), Skipped(1, "not encodable"), Stored(2, 5, "Newto", "4")))
+    )
+    assert settled.synced == {1: S1[1], 5: Synced("n", Entry("Newto", "4"), Entry("Newton", "4"))}
     assert settled.skipped == 1
     with pytest.raises(PlanError, match="do not answer"):
         settle(p, Applied((Removed(0),)))

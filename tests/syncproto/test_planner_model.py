@@ -159,13 +159,24 @@ class SyncModel(RuleBasedStateMachine):
                 del self.fresh[side, where]
         before_pda, before_card = dict(self.pda), dict(self.card)
         if mode is Mode.FAST:
-            changed = {r for r in self.card.keys() | self.baseline.keys()
-                       if self.card.get(r) != self.baseline.get(r)}
+            changed = {
+                r
+                for r in self.card.keys() | self.baseline.keys()
+                if self.card.get(r) != self.baseline.get(r)
+            }
             card_in: dict[int, Entry | None] = {r: self.card.get(r) for r in changed}
         else:
             card_in = dict(self.card)
-        done = plan(mode=mode, card=card_in, pda=self.pda, synced=self.synced, fits=fits,
-                    new_uid=new_uid, policy=policy, propagate_deletes=propagate)
+        done = plan(
+            mode=mode,
+            card=card_in,
+            pda=self.pda,
+            synced=self.synced,
+            fits=fits,
+            new_uid=new_uid,
+            policy=policy,
+            propagate_deletes=propagate,
+        )
         if idle:  # a repeated sync, in any mode, must find nothing to do
             assert done.to_pda == ()
             assert done.to_card == ()
@@ -193,7 +204,10 @@ class SyncModel(RuleBasedStateMachine):
         self._check_synced(mode, policy, before_pda, before_card)
 
     def _check_synced(
-        self, mode: Mode, policy: Policy, before_pda: dict[str, Entry],
+        self,
+        mode: Mode,
+        policy: Policy,
+        before_pda: dict[str, Entry],
         before_card: dict[int, Entry],
     ) -> None:
         card_view = Counter(self.card.values())

@@ -52,21 +52,33 @@ def run(mode: Mode, requested: RequestedMode, card: list[CardData]) -> tuple[Ses
     exchange(pda, phone, AlertReply(mode))
     for chunk in card:
         exchange(phone, pda, chunk)
-    exchange(pda, phone, PdaOps((Put(0, None, "Alexander Macdonald", "+4930123"),
-                                 Put(1, 3, "Bo", "5"), Delete(2, 4))))
-    exchange(phone, pda, Applied((Stored(0, 7, "Alexander", "+4930123"), Skipped(1, "card_full"),
-                                  Removed(2))))
+    exchange(
+        pda,
+        phone,
+        PdaOps(
+            (Put(0, None, "Alexander Macdonald", "+4930123"), Put(1, 3, "Bo", "5"), Delete(2, 4))
+        ),
+    )
+    exchange(
+        phone,
+        pda,
+        Applied((Stored(0, 7, "Alexander", "+4930123"), Skipped(1, "card_full"), Removed(2))),
+    )
     exchange(pda, phone, Prepared())
     exchange(phone, pda, Committed())
     exchange(pda, phone, Done(1, 0, 0, 0, 1))
     return phone, pda
 
 
-FAST_DATA = [CardData((CardRecord(1, "Ann", "1"), CardDeleted(2)), complete=False, more=True),
-             CardData((CardRecord(5, "Eve", "+49"),), complete=False)]
-FULL_DATA = [CardData((CardRecord(1, "Ann", "1"),), complete=True, more=True),
-             CardData((), complete=True, more=True),
-             CardData((CardRecord(2, "Bob", "2"),), complete=True)]
+FAST_DATA = [
+    CardData((CardRecord(1, "Ann", "1"), CardDeleted(2)), complete=False, more=True),
+    CardData((CardRecord(5, "Eve", "+49"),), complete=False),
+]
+FULL_DATA = [
+    CardData((CardRecord(1, "Ann", "1"),), complete=True, more=True),
+    CardData((), complete=True, more=True),
+    CardData((CardRecord(2, "Bob", "2"),), complete=True),
+]
 
 
 @pytest.mark.parametrize(
@@ -111,9 +123,13 @@ OUT_OF_ORDER: list[tuple[str, int, Message]] = [
 
 def _advance(steps: int) -> tuple[PhoneSession, PdaSession]:
     script: list[tuple[str, Message]] = [
-        ("phone", alert()), ("pda", AlertReply(Mode.FAST)),
-        ("phone", CardData((), complete=False)), ("pda", PdaOps(())),
-        ("phone", Applied(())), ("pda", Prepared()), ("phone", Committed()),
+        ("phone", alert()),
+        ("pda", AlertReply(Mode.FAST)),
+        ("phone", CardData((), complete=False)),
+        ("pda", PdaOps(())),
+        ("phone", Applied(())),
+        ("pda", Prepared()),
+        ("phone", Committed()),
     ]
     phone, pda = PhoneSession(), PdaSession()
     for who, msg in script[:steps]:
@@ -161,8 +177,11 @@ def test_malformed_frame_kills_the_session_and_abort_can_still_tell_the_peer() -
         ("alerted_refresh", AlertReply(Mode.SLOW), "does not answer a request for"),
         ("alerted_nolast", AlertReply(Mode.FAST), "fast mode without a last anchor"),
         ("fast", CardData((CardRecord(21, "X", "1"),), complete=False), "beyond the card's 20"),
-        ("fast", CardData((CardRecord(2, "Much too long", "1"),), complete=False),
-         "longer than the alpha field"),
+        (
+            "fast",
+            CardData((CardRecord(2, "Much too long", "1"),), complete=False),
+            "longer than the alpha field",
+        ),
         ("fast", CardData((), complete=True), "does not fit mode"),
         ("planning", PdaOps((Put(0, 21, "X", "1"),)), "beyond the card's"),
         ("planning", PdaOps((Put(0, 3, "X", "1"), Delete(1, 3))), "written twice"),
