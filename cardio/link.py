@@ -22,8 +22,18 @@ MAX_PROCEDURE_ROUNDS = 32
 
 
 def get_response_for(command: Command, length: int) -> Command:
-    """GET RESPONSE that fits ``command``: ``A0 C0`` after ``A0``, ``0X C0`` after ``0X``/``8X``."""
-    cla = 0xA0 if command.cla == 0xA0 else command.channel
+    """GET RESPONSE that fits ``command``: ``A0 C0`` after ``A0``, ``0X C0`` after ``0X``,
+    ``8X C0`` after ``8X``.
+
+    card.md §1 lets the card take ``0X C0`` or ``8X C0`` after a sync command; ``8X``
+    is the one a SIM-only card (``6E 00`` to every ``0X``) can take as well.
+    """
+    if command.cla == 0xA0:
+        cla = 0xA0
+    elif command.cla & 0x80:
+        cla = 0x80 | command.channel
+    else:
+        cla = command.channel
     return Command(cla, INS_GET_RESPONSE, 0, 0, b"", length or 256)
 
 

@@ -20,7 +20,7 @@ async def test_gsm_9fxx_gets_a0_get_response() -> None:
     assert card.done
 
 
-@pytest.mark.parametrize(("cla", "get_response_cla"), [(0x00, 0x00), (0x02, 0x02), (0x83, 0x03)])
+@pytest.mark.parametrize(("cla", "get_response_cla"), [(0x00, 0x00), (0x02, 0x02), (0x83, 0x83)])
 async def test_iso_61xx_gets_response_on_the_same_channel(cla: int, get_response_cla: int) -> None:
     card = ScriptedCard(
         (f"{cla:02x}a40004026f3a", "6104"),
@@ -55,7 +55,7 @@ async def test_6cxx_then_61xx() -> None:
     card = ScriptedCard(
         ("803c0000fe", "6c05"),
         ("803c000005", "6105"),
-        ("00c0000005", "0001010007" + "9000"),
+        ("80c0000005", "0001010007" + "9000"),
     )
     async with InProcessLink(card) as link:
         response = await link.transmit(Command(0x80, 0x3C, 0, 0, le=254))

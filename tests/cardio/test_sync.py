@@ -77,7 +77,7 @@ async def test_sync_commands_use_the_session_channel(sim: Sim, link: CardLink) -
     sync_apdus = [a for a in sent if a[1] in (0x3A, 0x3C, 0x3E)]
     assert [a[0] for a in sync_apdus] == [0x81, 0x81]  # no changes: no GETCHANGES
     # NEWSYNC's answer comes by GET RESPONSE on channel 1 (CLA 01), nothing else is sent.
-    assert [a[:2].hex() for a in sent] == ["813a", "01c0", "813e"]
+    assert [a[:2].hex() for a in sent] == ["813a", "81c0", "813e"]
 
 
 async def test_paging_over_250_changes(sim: Sim, link: CardLink) -> None:
@@ -154,7 +154,7 @@ async def test_malformed_newsync_answer(answer: str, fragment: str) -> None:
     data = bytes.fromhex(answer)
     card = ScriptedCard(
         (NEWSYNC_PDA, f"61{len(data):02x}"),
-        (f"00c00000{len(data):02x}", data.hex() + "9000"),
+        (f"80c00000{len(data):02x}", data.hex() + "9000"),
     )
     async with InProcessLink(card) as link:
         with pytest.raises(errors.MalformedResponse, match=fragment):
@@ -169,7 +169,7 @@ async def test_malformed_getchanges_page(page: str, fragment: str) -> None:
     newsync = "c308" + "11" * 8 + "c4020001"
     card = ScriptedCard(
         (NEWSYNC_PDA, "6110"),
-        ("00c0000010", newsync + "9000"),
+        ("80c0000010", newsync + "9000"),
         ("803c000005", page + "9000"),
     )
     async with InProcessLink(card) as link:
