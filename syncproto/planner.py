@@ -133,13 +133,27 @@ class Plan:
         return (kinds.count(CreateContact), kinds.count(UpdateContact), kinds.count(DeleteContact))
 
 
+def as_contact(card: Entry) -> Entry:
+    """The projection of the contact a card record becomes.
+
+    A record with a number but no name (common on SIMs) cannot be a contact without
+    a name (vCard needs FN): it is named by its number, and the card keeps no name.
+    """
+    return card if card.name else Entry(card.number or "", card.number)
+
+
 def equivalent(card: Entry, pda: Entry, fits: Callable[[str], str]) -> bool:
     """True when the card record is what the card would hold for this projection."""
-    return card.number == pda.number and card.name in (pda.name, fits(pda.name))
+    if card.number != pda.number:
+        return False
+    return card.name in (pda.name, fits(pda.name)) or (not card.name and pda.name == card.number)
 
 
 def _merge(card: Entry, pda: Entry, fits: Callable[[str], str]) -> Entry:
-    # The card's name wins only if it is not just the shortened form of ours.
+    # The card's name wins only if it is not just the shortened form of ours; a card
+    # record without a name keeps the contact's own (or its number-name follows).
+    if not card.name:
+        return Entry(as_contact(card).name if pda.name == pda.number else pda.name, card.number)
     name = pda.name if card.name in (pda.name, fits(pda.name)) else card.name
     return Entry(name, card.number)
 
@@ -181,8 +195,9 @@ class _Builder:
                 n += 1
                 uid = f"{base}-{n}"
         self.made.add(uid)
-        self.to_pda.append(CreateContact(uid, record, card))
-        self.keep(record, uid, card, card)
+        contact = as_contact(card)
+        self.to_pda.append(CreateContact(uid, record, contact))
+        self.keep(record, uid, card, contact)
 
     def put(self, uid: str, record: int | None, pda: Entry, fallback: Synced | None) -> None:
         (self.puts if record is not None else self.new_puts).append(
@@ -291,6 +306,7 @@ def _match_unmapped(
     keys: list[Callable[[Entry], tuple[str, str | None]]] = [
         lambda e: (e.name, e.number),
         lambda e: (b.fits(e.name), e.number),
+        lambda e: ("" if e.name == e.number else e.name, e.number),  # named by its number
     ]
     for key in keys:
         index: dict[tuple[str, str | None], list[str]] = {}

@@ -55,6 +55,10 @@ class Card:
             if name
             else b"\xff" * (self.alpha_len + 14)
         )
+        self.write_raw(n, raw)
+
+    def write_raw(self, n: int, raw: bytes) -> None:
+        """UPDATE RECORD n with exactly ``raw``."""
         card = self._session()
         try:
             assert card.transmit(bytes([0xA0, 0xDC, n, 4, len(raw)]) + raw) == b"\x90\x00"

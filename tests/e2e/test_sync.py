@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cardio.codecs import AdnRecord
 from pda.store import Projection
 from tests.e2e.harness import World, world
 
@@ -245,3 +246,17 @@ async def test_card_full_leaves_contacts_on_the_pda_counted_as_skipped(tmp_path:
         assert third["ok"], third["error"]
         assert len(w.card.records()) == 3
         assert "On card" not in names(pda.contacts())  # the card's deletion reached the PDA
+
+
+async def test_a_card_record_with_a_number_but_no_name(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.card.write(2, "Named", "+1")
+        w.card.write_raw(1, AdnRecord("", "+3312345").encode(18))  # common on real SIMs
+        pda = await w.add_pda("pda1")
+        first = await w.sync("pda1")
+        assert first["ok"], first["error"]
+        assert ("+3312345", "+3312345") in pda.contacts().values()  # vCard needs a name
+        again = await w.sync("pda1")
+        assert again["to_pda"] == {"added": 0, "modified": 0, "deleted": 0}
+        assert again["to_card"] == {"added": 0, "modified": 0, "deleted": 0}
+        assert w.card.records()[1] == ("", "+3312345")  # the card keeps no name

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import cbor2
 import pytest
 
 from pda.cardstate import CardStateDB
 from pda.engine import SyncEngine, prefix_fits
-from pda.store import ContactStore, MemoryStore, Projection
+from pda.store import ContactStore, MemoryStore, Projection, StoreIOError
 from pda.vdir import VdirStore
 from syncproto import (
     Abort,
@@ -285,10 +286,17 @@ def test_prefix_fits_follows_the_alpha_field() -> None:
     assert prefix_fits("Пётр", 7) == "Пёт"  # UCS2 80: tag + 2 bytes each
 
 
+class FullDiskStore(MemoryStore):
+    """A store whose every write fails, as on a full disk."""
+
+    def create(self, projection: Projection, uid: str | None = None, **kw: Any) -> str:
+        raise StoreIOError("no space left on device")
+
+
 def test_store_refusal_aborts_the_session_and_commits_nothing(state: CardStateDB) -> None:
     card = FakeCard(records=5, alpha_len=8)
-    card.add("", "12345")  # a number without a name: the store cannot make a contact of it
-    store = MemoryStore()
+    card.add("Ann", "12345")
+    store = FullDiskStore()
     e = engine(store, state)
     phone = PhoneSession()
     last, proposed = card.newsync()
@@ -297,11 +305,11 @@ def test_store_refusal_aborts_the_session_and_commits_nothing(state: CardStateDB
             phone.send(Alert(ICCID, 0x6F3A, last, proposed, RequestedMode.AUTO, 5, 8, True, 4))
         )[0]
     )
-    frames = e.handle(phone.send(CardData((CardRecord(1, "", "12345"),), complete=True)))
+    frames = e.handle(phone.send(CardData((CardRecord(1, "Ann", "12345"),), complete=True)))
     abort = phone.receive(frames[0])
     assert isinstance(abort, Abort)
     assert abort.code == "internal"
-    assert "name" in abort.message
+    assert "no space left" in abort.message
     assert e.finished
     assert store.scan() == {}
     assert state.load(ICCID, 0x6F3A).pending is None

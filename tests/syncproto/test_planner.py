@@ -193,3 +193,21 @@ def test_inconsistent_inputs_are_refused() -> None:
         run(synced={1: S1[1], 2: S1[1]})
     with pytest.raises(PlanError, match="complete card listing"):
         run(Mode.SLOW, card={1: None})
+
+
+def test_a_card_record_without_a_name_becomes_a_contact_named_by_its_number() -> None:
+    nameless = Entry("", "+3312")
+    first = run(Mode.SLOW, card={4: nameless})
+    assert first.to_pda == (CreateContact("new-4", 4, Entry("+3312", "+3312")),)
+    assert first.synced[4] == Synced("new-4", nameless, Entry("+3312", "+3312"))
+    # Next time nothing moves: the card keeps no name, the contact keeps its number-name.
+    again = run(Mode.FAST, card={}, pda={"new-4": Entry("+3312", "+3312")}, synced=first.synced)
+    assert (again.to_pda, again.to_card) == ((), ())
+    # A slow sync matches the two by content instead of copying.
+    slow = run(Mode.SLOW, card={4: nameless}, pda={"u9": Entry("+3312", "+3312")})
+    assert (slow.to_pda, slow.to_card) == ((), ())
+    # A name given on the PDA goes to the card.
+    named = run(Mode.FAST, card={}, pda={"new-4": Entry("Zoe", "+3312")}, synced=first.synced)
+    assert [(a.record, a.entry) for a in named.to_card if isinstance(a, CardPut)] == [
+        (4, Entry("Zoe", "+3312"))
+    ]
