@@ -119,25 +119,30 @@ class ContactStore(Protocol):
 
 
 # Separators people type inside numbers; everything else of meaning is kept:
-# '+' (international), digits, '*' '#' (SS codes), 'p'/'w' (DTMF pause/wait).
+# What a card can hold (TS 51.011 BCD): '+' (international), digits, '*' '#' (SS codes),
+# ',' (DTMF pause, BCD C), '?' (wild, D), '!' (expansion, E).
 _NUMBER_SEPARATORS = re.compile(r"[\s\-().]")
-_NUMBER_OK = re.compile(r"\+?[0-9*#pw]*")
+_NUMBER_OK = re.compile(r"\+?[0-9*#,?!]*")
+_PAUSES = str.maketrans({"p": ",", "P": ",", "w": ",", "W": ",", ";": ","})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def normalize_number(raw: str) -> str:
     """A phone number with spaces, dashes, parentheses and dots stripped; P/W lower-cased.
 
-    The result keeps '+', digits, '*', '#', 'p' and 'w' only. Raises
+    Dialler pause/wait letters (``p``, ``w``, ``;``) become the card's one pause
+    character ``,``: the card has no separate wait (the vCard file keeps what it had
+    unless the number is edited on the card). The result keeps ``+``, digits, ``*``,
+    ``#``, ``,``, ``?`` and ``!`` only — the card's alphabet. Raises
     InvalidProjectionError for anything else (letters, a '+' not in front), so a
     vanity number like ``1-800-FLOWERS`` is refused rather than mangled.
     """
     cleaned = _NUMBER_SEPARATORS.sub("", raw)
-    cleaned = cleaned.replace("P", "p").replace("W", "w")
+    cleaned = cleaned.translate(_PAUSES)
     if cleaned.startswith("tel:"):  # vCard 4.0 writes TEL as a tel: URI
         cleaned = cleaned[4:]
     if not _NUMBER_OK.fullmatch(cleaned):
-        raise InvalidProjectionError(f"number {raw!r} holds characters other than + 0-9 * # p w")
+        raise InvalidProjectionError(f"number {raw!r} holds characters other than + 0-9 * # , ? !")
     return cleaned
 
 

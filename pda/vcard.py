@@ -62,6 +62,15 @@ class _Tel:
     number: str  # normalised
 
 
+def _tel(number: str) -> str:
+    """A projection number as a TEL value: the card's pause ``,`` is written ``p``.
+
+    A comma separates list values in vCard, so it cannot stand in TEL; ``p`` is the
+    dialler (and RFC 3966) pause, which ``normalize_number`` reads back as ``,``.
+    """
+    return number.replace(",", "p")
+
+
 def _param_values(line: Any, name: str) -> list[str]:
     values: list[str] = []
     for value in line.params.get(name, []):
@@ -188,11 +197,11 @@ def new_card(uid: str, projection: Projection, version: str = "3.0") -> str:
     if projection.number is not None:
         tel = card.add("tel")
         if version == "4.0":
-            tel.value = "tel:" + projection.number.replace("#", "%23")
+            tel.value = "tel:" + _tel(projection.number).replace("#", "%23")
             tel.params["VALUE"] = ["uri"]
             tel.params["TYPE"] = ["cell"]
         else:
-            tel.value = projection.number
+            tel.value = _tel(projection.number)
             tel.params["TYPE"] = ["CELL"]
     lines = _LINE_SPLIT.split(card.serialize())[::2]
     return "".join(_fold(line, "\r\n") for line in lines if line)
@@ -293,14 +302,15 @@ def apply_projection(text: str, projection: Projection) -> str:
             replace[tel_at[pref]] = None
         elif pref is None:
             if before.version == "4.0":
-                new = "TEL;VALUE=uri;TYPE=cell:tel:" + projection.number.replace("#", "%23")
+                new = "TEL;VALUE=uri;TYPE=cell:tel:" + _tel(projection.number).replace("#", "%23")
             else:
-                new = "TEL;TYPE=CELL:" + projection.number
+                new = "TEL;TYPE=CELL:" + _tel(projection.number)
             insert.setdefault(top["END"], []).append(new)
         else:
             head, value = lines[tel_at[pref]].split()
             uri = value.strip().lower().startswith("tel:")
-            number = "tel:" + projection.number.replace("#", "%23") if uri else projection.number
+            tel = _tel(projection.number)
+            number = "tel:" + tel.replace("#", "%23") if uri else tel
             replace[tel_at[pref]] = f"{head}:{number}"
     out: list[str] = []
     for i, line in enumerate(lines):

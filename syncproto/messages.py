@@ -56,7 +56,7 @@ MAX_NAME = 256  # characters of a full PDA name
 MAX_NUMBER = 80  # EXT1 chains allow long numbers; nothing real is longer
 MAX_TEXT = 512  # Abort messages, skip reasons
 
-_NUMBER = re.compile(r"\+?[0-9*#pw]*")
+_NUMBER = re.compile(r"\+?[0-9*#,?!]*")  # the card's alphabet (cardio.codecs.bcd)
 _CODE = re.compile(r"[a-z][a-z_]{0,31}")
 _ICCID = re.compile(r"[0-9]{1,22}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -263,7 +263,7 @@ def _number(value: object, what: str) -> None:
     _text(value, what, MAX_NUMBER)
     assert isinstance(value, str)
     if not _NUMBER.fullmatch(value):
-        raise InvalidMessage(f"{what} {value!r} holds characters other than + 0-9 * # p w")
+        raise InvalidMessage(f"{what} {value!r} holds characters other than + 0-9 * # , ? !")
 
 
 def _anchor(value: object, what: str) -> None:

@@ -260,3 +260,32 @@ async def test_a_card_record_with_a_number_but_no_name(tmp_path: Path) -> None:
         assert again["to_pda"] == {"added": 0, "modified": 0, "deleted": 0}
         assert again["to_card"] == {"added": 0, "modified": 0, "deleted": 0}
         assert w.card.records()[1] == ("", "+3312345")  # the card keeps no name
+
+
+async def test_pauses_and_service_codes_travel_both_ways(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.card.write(1, "Voicemail", "0301234,5,#")  # BCD C: a DTMF pause
+        w.card.write(2, "IMEI", "*#06#")
+        pda = await w.add_pda("pda1")
+        pda.write_vcf(
+            "office",
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:office\r\nFN:Office\r\n"
+            "TEL;TYPE=WORK:+49 30 555-0 p 123\r\nEND:VCARD\r\n",
+        )
+        first = await w.sync("pda1")
+        assert first["ok"], first["error"]
+        card = w.card.records()
+        assert ("Office", "+49305550,123") in card.values()
+        contacts = pda.contacts()
+        assert ("Voicemail", "0301234,5,#") in contacts.values()
+        assert ("IMEI", "*#06#") in contacts.values()
+        # In the vCard a pause is written 'p' (a comma would split the TEL value).
+        vcf = next(
+            p.read_text() for p in pda.dir.contacts.glob("*.vcf") if "Voicemail" in p.read_text()
+        )
+        assert "0301234p5p#" in vcf
+        again = await w.sync("pda1")
+        assert again["to_pda"] == {"added": 0, "modified": 0, "deleted": 0}
+        assert again["to_card"] == {"added": 0, "modified": 0, "deleted": 0}
+        # The hand-written file was not rewritten by any of this.
+        assert "+49 30 555-0 p 123" in (pda.dir.contacts / "office.vcf").read_text()

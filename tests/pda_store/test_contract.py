@@ -186,7 +186,9 @@ def test_vdir_store_id_persists_and_changes_when_recreated(tmp_path: Path) -> No
     [
         ("+49 (170) 123-45.67", "+491701234567"),
         ("*31#", "*31#"),
-        ("0301234P1W2", "0301234p1w2"),
+        ("0301234P1W2", "0301234,1,2"),  # the card has one pause (BCD C), no wait
+        ("0301234;9,1", "0301234,9,1"),
+        ("*#06#?!", "*#06#?!"),
         ("tel:+1-555", "+1555"),
         ("", ""),
     ],

@@ -15,7 +15,7 @@ from .conftest import DATA
 names = st.text(
     st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=120
 ).filter(lambda s: s.strip() != "")
-numbers = st.none() | st.from_regex(r"\+?[0-9*#pw]{1,30}", fullmatch=True).filter(
+numbers = st.none() | st.from_regex(r"\+?[0-9*#,?!]{1,30}", fullmatch=True).filter(
     lambda s: s.lstrip("+") != ""
 )
 projections = st.builds(Projection, names, numbers)

@@ -30,7 +30,7 @@ records = st.integers(1, 255)
 refs = st.integers(0, 2**32 - 1)
 anchors = st.binary(min_size=8, max_size=8)
 names = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40)
-numbers = st.from_regex(r"\+?[0-9*#pw]{0,20}", fullmatch=True)
+numbers = st.from_regex(r"\+?[0-9*#,?!]{0,20}", fullmatch=True)
 texts = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=60)
 
 
