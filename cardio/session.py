@@ -30,11 +30,12 @@ from cardio.localcopy import CardStateDB, digest
 from cardio.sim import Sim
 from cardio.sync import DEFAULT_DB, CardSync, Change, ChangeKind, NewSyncResult
 
-__all__ = ["ADN_PATH", "PhonebookCard", "RefreshStats"]
+__all__ = ["ADN_PATH", "EXT1_FID", "PhonebookCard", "RefreshStats"]
 
 log = structlog.get_logger(__name__)
 
 ADN_PATH = (0x3F00, 0x7F10, 0x6F3A)
+EXT1_FID = 0x6F4A  # beside EF.ADN under DF.TELECOM
 _EMPTY = 0xFF
 
 
@@ -336,6 +337,27 @@ class PhonebookCard:
             if attempt == 0 and not self._refreshed:
                 await self.refresh()
         return None
+
+    async def read_ext1_chain(self, first: int) -> dict[int, bytes]:
+        """The EF.EXT1 records of the chain starting at ``first`` (numbers over 20 digits).
+
+        Reads on the session channel, then re-selects EF.ADN there. Stops at the end
+        marker, at a record already read (a loop: the codec reports it), or at 254.
+        """
+        sim = await self._session_sim()
+        adn = sim.current
+        await sim.select(EXT1_FID)
+        chain: dict[int, bytes] = {}
+        try:
+            n = first
+            while 1 <= n <= 254 and n not in chain:
+                raw = await sim.read_record(n)
+                chain[n] = raw
+                n = raw[-1] if raw else 0xFF
+        finally:
+            await sim.select_quiet([ADN_PATH[-1]])
+            sim.current = adn
+        return chain
 
     def note_empty(self, number: int) -> None:
         """The card said record ``number`` is empty now (a ``03`` change): the copy follows."""

@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 
 from cardio import errors as card_errors
-from cardio.codecs import AdnRecord, CodecError, fit_name
+from cardio.codecs import ADN_DIGITS, NO_EXT1, AdnRecord, CodecError, fit_name
 from cardio.link import CardLink
 from cardio.localcopy import CardStateDB, StateError
 from cardio.session import PhonebookCard
@@ -395,10 +395,14 @@ def _empty(raw: bytes) -> bool:
     return all(b == 0xFF for b in raw)
 
 
-def _entry(record: int, raw: bytes) -> CardEntry | None:
+async def _entry(card: PhonebookCard, record: int, raw: bytes) -> CardEntry | None:
     try:
         rec = AdnRecord.decode(raw)
-    except CodecError as exc:
+        if rec is not None and rec.ext1 != NO_EXT1 and len(rec.digits) == ADN_DIGITS:
+            # A number over 20 digits continues in EF.EXT1: never send it cut short.
+            chain = await card.read_ext1_chain(rec.ext1)
+            rec = AdnRecord.decode(raw, ext1_reader=chain.__getitem__)
+    except (CodecError, KeyError) as exc:
         # A record some other phone wrote in a form we cannot read: leave it alone on the card.
         log.warning("undecodable card record left out", record=record, error=str(exc))
         return None
@@ -418,7 +422,11 @@ async def _card_entries(card: PhonebookCard, fast: bool, progress: ProgressFn) -
                 entry: CardEntry | None = CardDeleted(change.record)
             else:
                 raw = await card.read_record(change.record)
-                entry = CardDeleted(change.record) if _empty(raw) else _entry(change.record, raw)
+                entry = (
+                    CardDeleted(change.record)
+                    if _empty(raw)
+                    else await _entry(card, change.record, raw)
+                )
             if entry is not None:
                 out.append(entry)
         progress("exchange", len(changes), len(changes))
@@ -427,7 +435,7 @@ async def _card_entries(card: PhonebookCard, fast: bool, progress: ProgressFn) -
     await card.refresh()
     for n, raw in sorted(card.cached().items()):
         if not _empty(raw):
-            entry = _entry(n, raw)
+            entry = await _entry(card, n, raw)
             if entry is not None:
                 out.append(entry)
     progress("exchange", card.records, card.records)
@@ -451,7 +459,8 @@ async def _apply(
         try:
             raw = AdnRecord(name, op.number).encode(card.alpha_len)
         except CodecError as exc:
-            results.append(Skipped(op.ref, f"cannot hold it: {exc}"[:500]))
+            # Includes numbers over 20 digits: writing EF.EXT1 chains is not done yet.
+            results.append(Skipped(op.ref, f"the card cannot hold it: {exc}"[:500]))
             continue
         record = op.record
         if record is None:

@@ -65,6 +65,20 @@ class Card:
         finally:
             card.close()
 
+    def write_long(self, n: int, name: str, number: str) -> None:
+        """A number over 20 digits: the ADN record plus its EF.EXT1 chain (records 1, 2, ...)."""
+        ids = iter(range(1, 255))
+        raw, ext = AdnRecord(name, number).encode_with_ext(self.alpha_len, lambda: next(ids))
+        card = self._session()
+        try:
+            assert _gr(card, bytes.fromhex("A0A40000026F4A"))[-2:] == b"\x90\x00"
+            for i, rec in ext:
+                assert card.transmit(bytes([0xA0, 0xDC, i, 4, len(rec)]) + rec) == b"\x90\x00"
+            assert _gr(card, bytes.fromhex("A0A40000026F3A"))[-2:] == b"\x90\x00"
+            assert card.transmit(bytes([0xA0, 0xDC, n, 4, len(raw)]) + raw) == b"\x90\x00"
+        finally:
+            card.close()
+
     def records(self) -> dict[int, tuple[str, str]]:
         """Every non-empty record as (name, number)."""
         card = self._session()

@@ -289,3 +289,26 @@ async def test_pauses_and_service_codes_travel_both_ways(tmp_path: Path) -> None
         assert again["to_card"] == {"added": 0, "modified": 0, "deleted": 0}
         # The hand-written file was not rewritten by any of this.
         assert "+49 30 555-0 p 123" in (pda.dir.contacts / "office.vcf").read_text()
+
+
+async def test_numbers_over_20_digits_come_whole_from_ext1_and_are_never_cut(
+    tmp_path: Path,
+) -> None:
+    long_number = "+" + "1234567890" * 3  # 30 digits: 20 in EF.ADN, 10 in EF.EXT1
+    async with world(tmp_path) as w:
+        w.card.write_long(1, "Conference", long_number)
+        pda = await w.add_pda("pda1")
+        first = await w.sync("pda1")
+        assert first["ok"], first["error"]
+        assert list(pda.contacts().values()) == [("Conference", long_number)]
+        # A PDA edit the card cannot hold (writing EXT1 is not done): skipped, card intact.
+        uid = next(iter(pda.contacts()))
+        pda.store().update_projection(uid, Projection("Conference call", long_number))
+        res = await w.sync("pda1")
+        assert res["ok"], res["error"]
+        assert res["skipped"] == 1
+        assert res["to_card"]["modified"] == 0
+        raw_name, raw_number = w.card.records()[1]
+        assert raw_name == "Conference"
+        assert len(raw_number.lstrip("+")) == 20  # the ADN part, its EXT1 chain untouched
+        assert list(pda.contacts().values()) == [("Conference call", long_number)]
