@@ -13,7 +13,9 @@ match by content before adding anything.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -24,7 +26,7 @@ from typing import Any
 import structlog
 
 from cardio import errors as card_errors
-from cardio.codecs import ADN_DIGITS, NO_EXT1, AdnRecord, CodecError, fit_name
+from cardio.codecs import ADN_DIGITS, NO_EXT1, AdnRecord, CodecError, card_name
 from cardio.link import CardLink
 from cardio.localcopy import CardStateDB, StateError
 from cardio.session import PhonebookCard
@@ -75,6 +77,9 @@ log = structlog.get_logger(__name__)
 
 ProgressFn = Callable[[str, int, int], None]
 CONNECT_TIMEOUT = 15.0
+# Longest silence accepted from the PDA between two messages (its store work included).
+MESSAGE_TIMEOUT = 120.0
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 DB_ADN = 0x6F3A
 
 
@@ -106,6 +111,8 @@ class _Run:
     conflicts: int = 0
     skipped: int = 0
     apdus: int = 0
+    # Records holding bytes we cannot decode (another phone's format): never written.
+    unreadable: set[int] = field(default_factory=set)
 
 
 def phone_identity(config: Config) -> Identity:
@@ -172,6 +179,13 @@ def _error_for(exc: BaseException) -> tuple[str, str]:
     return "internal", f"{type(exc).__name__}: {exc}"
 
 
+def _requested_mode(mode: str) -> RequestedMode:
+    if mode not in {m.value for m in RequestedMode}:
+        modes = ", ".join(m.value for m in RequestedMode)
+        raise SyncError("bad_request", f"unknown mode {mode!r} (one of {modes})")
+    return RequestedMode(mode)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -192,13 +206,11 @@ async def run_sync(
     run: _Run | None = None
     error: dict[str, str] | None = None
     try:
+        requested = _requested_mode(mode)
         pda = config.pda(pda_name)
         run = _Run(pda)
-        requested = RequestedMode(mode)
         with structlog.contextvars.bound_contextvars(sync_id=rid, pda=pda.name):
             await _sync(config, run, requested, progress or (lambda _p, _d, _t: None))
-    except ValueError as exc:  # RequestedMode(mode)
-        error = {"code": "bad_request", "message": f"unknown mode {mode!r}: {exc}"}
     except ConfigError as exc:
         code = "unknown_pda" if exc.key == "pda" else "bad_request"
         error = {"code": code, "message": str(exc)}
@@ -269,15 +281,18 @@ async def _sync_card(
         try:
             peer = await tls_client(raw, identity, {run.pda.device_id})
             progress("connect", 1, 1)
-            await _exchange(
-                card,
-                peer,
-                run=run,
-                requested=requested,
-                last=ns.last,
-                proposed=ns.proposed,
-                progress=progress,
-            )
+            try:
+                await _exchange(
+                    card,
+                    peer,
+                    run=run,
+                    requested=requested,
+                    last=ns.last,
+                    proposed=ns.proposed,
+                    progress=progress,
+                )
+            finally:
+                await peer.close()  # close_notify, so the PDA sees an orderly end
         finally:
             await raw.close()
     finally:
@@ -295,7 +310,14 @@ class _Conversation:
         await self.link.send(self.session.send(msg))
 
     async def recv(self) -> Message:
-        msg = self.session.receive(await self.link.recv())
+        try:
+            async with asyncio.timeout(MESSAGE_TIMEOUT):
+                frame = await self.link.recv()
+        except TimeoutError:
+            raise SyncError(
+                "timeout", f"the PDA sent nothing for {MESSAGE_TIMEOUT:.0f} s; sync abandoned"
+            ) from None
+        msg = self.session.receive(frame)
         if isinstance(msg, Abort):
             raise SyncError(msg.code, f"the PDA aborted the sync: {msg.message}")
         return msg
@@ -366,7 +388,7 @@ async def _converse(
     run.mode = reply.mode.value
     log.info("mode decided", mode=run.mode)
 
-    entries = await _card_entries(card, run.mode == "fast", progress)
+    entries = await _card_entries(card, run, progress)
     complete = run.mode != "fast"
     chunks = [entries[i : i + MAX_ITEMS] for i in range(0, len(entries), MAX_ITEMS)] or [[]]
     for i, chunk in enumerate(chunks):
@@ -408,12 +430,14 @@ async def _entry(card: PhonebookCard, record: int, raw: bytes) -> CardEntry | No
         return None
     if rec is None:
         return CardDeleted(record)
-    return CardRecord(record, rec.name, rec.number)
+    # GSM 7-bit carries LF/CR; a name crossing the wire is one line of text.
+    name = _CONTROL.sub(" ", rec.name)
+    return CardRecord(record, name, rec.number)
 
 
-async def _card_entries(card: PhonebookCard, fast: bool, progress: ProgressFn) -> list[CardEntry]:
+async def _card_entries(card: PhonebookCard, run: _Run, progress: ProgressFn) -> list[CardEntry]:
     out: list[CardEntry] = []
-    if fast:
+    if run.mode == "fast":
         changes = await card.changes()
         for i, change in enumerate(changes):
             progress("exchange", i, len(changes))
@@ -427,7 +451,9 @@ async def _card_entries(card: PhonebookCard, fast: bool, progress: ProgressFn) -
                     if _empty(raw)
                     else await _entry(card, change.record, raw)
                 )
-            if entry is not None:
+            if entry is None:
+                run.unreadable.add(change.record)
+            else:
                 out.append(entry)
         progress("exchange", len(changes), len(changes))
         return out
@@ -436,7 +462,9 @@ async def _card_entries(card: PhonebookCard, fast: bool, progress: ProgressFn) -
     for n, raw in sorted(card.cached().items()):
         if not _empty(raw):
             entry = await _entry(card, n, raw)
-            if entry is not None:
+            if entry is None:
+                run.unreadable.add(n)
+            else:
                 out.append(entry)
     progress("exchange", card.records, card.records)
     return out
@@ -449,13 +477,17 @@ async def _apply(
     taken: set[int] = set()
     for i, op in enumerate(ops.ops):
         progress("apply", i, len(ops.ops))
+        if op.record is not None and op.record in run.unreadable:
+            # Never overwrite what another phone wrote in a form we cannot read.
+            results.append(Skipped(op.ref, f"record {op.record} holds data simsync cannot read"))
+            continue
         if isinstance(op, Delete):
             await card.write_record(op.record, b"\xff" * card.record_len)
             run.to_card.deleted += 1
             results.append(Removed(op.ref))
             continue
         assert isinstance(op, Put)
-        name = fit_name(op.name, card.alpha_len)
+        name = card_name(op.name, card.alpha_len)
         try:
             raw = AdnRecord(name, op.number).encode(card.alpha_len)
         except CodecError as exc:

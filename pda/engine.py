@@ -149,7 +149,13 @@ class SyncEngine:
             return self._fail("protocol_error", exc)
         except (StoreError, CardStateError) as exc:
             return self._fail("internal", exc)
-        return [] if reply is None else [self.session.send(reply)]
+        if reply is None:
+            return []
+        try:
+            return [self.session.send(reply)]
+        except ProtocolError as exc:  # a reply we must not send: a bug here, not the phone's
+            self.error = exc
+            return [self.session.send(Abort("internal", str(exc)[:500]))]
 
     def _fail(self, code: str, exc: Exception) -> list[bytes]:
         self.error = SyncEngineError(f"{code}: {exc}")
@@ -227,6 +233,9 @@ class SyncEngine:
             # The phone's configured policy for this PDA, when it sends one, wins.
             policy=Policy(alert.policy or self.policy),
             propagate_deletes=self.propagate_deletes,
+            # New records beyond the card's size could never be placed (and would
+            # overflow PdaOps): the rest wait, skipped, for a later sync.
+            capacity=alert.records,
         )
         for a in self._plan.to_pda:
             if isinstance(a, CreateContact):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-from cardio.codecs import fit_name
+from cardio.codecs import card_name
 from transports import (
     FrameLink,
     Identity,
@@ -159,7 +159,12 @@ class PdaServer:
         peer = link.peer
         try:
             try:
-                tls = await tls_server(link, self.identity, self.dir.allowed())
+                allowed = self.dir.allowed()
+            except (PdaDirError, OSError) as exc:
+                log.warning("cannot read the allow list: no phone can sync", error=str(exc))
+                return
+            try:
+                tls = await tls_server(link, self.identity, allowed)
             except PeerRejected as exc:
                 log.warning("phone refused", peer=peer, device_id=exc.fingerprint)
                 return
@@ -172,7 +177,7 @@ class PdaServer:
 
     async def _session(self, link: FrameLink) -> None:
         # The card codec's own shortening rule, so content matching sees what the card holds.
-        engine = SyncEngine(self.store, self.state, fits=fit_name)
+        engine = SyncEngine(self.store, self.state, fits=card_name)
         while not engine.finished:
             frame = await link.recv()
             for out in engine.handle(frame):

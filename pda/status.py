@@ -23,7 +23,7 @@ __all__ = ["RACY_WINDOW_NS", "StatusCorruptError", "StatusRow", "StatusTable"]
 
 # Coarse file timestamps are at most a jiffy (1-10 ms) behind; ten times that is a safe margin.
 RACY_WINDOW_NS = 100_000_000
-_SCHEMA_VERSION = "1"
+_SCHEMA_VERSION = "2"  # 2: numbers in the card's alphabet (pause as ",")
 
 
 class StatusCorruptError(StoreError):

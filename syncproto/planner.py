@@ -13,11 +13,23 @@ like a change. Rules and their reasons are in docs/protocol.md ("Planner").
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .errors import PlanError
-from .messages import Applied, Delete, Mode, PdaOps, Policy, Put, Removed, Skipped, Stored
+from .messages import (
+    MAX_NAME,
+    Applied,
+    Delete,
+    Mode,
+    PdaOps,
+    Policy,
+    Put,
+    Removed,
+    Skipped,
+    Stored,
+)
 
 __all__ = [
     "CardDelete",
@@ -34,6 +46,9 @@ __all__ = [
     "plan",
     "settle",
 ]
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 @dataclass(frozen=True)
@@ -122,7 +137,9 @@ class Plan:
         out: list[Put | Delete] = []
         for ref, a in enumerate(self.to_card):
             if isinstance(a, CardPut):
-                out.append(Put(ref, a.record, a.entry.name, a.entry.number or ""))
+                # One line, bounded: the card holds far less anyway, the PDA keeps it all.
+                name = _CONTROL.sub(" ", a.entry.name)[:MAX_NAME]
+                out.append(Put(ref, a.record, name, a.entry.number or ""))
             else:
                 out.append(Delete(ref, a.record))
         return PdaOps(tuple(out))
@@ -167,7 +184,7 @@ class _Builder:
     to_pda: list[PdaAction] = field(default_factory=list)
     deletes: list[CardAction] = field(default_factory=list)
     puts: list[CardAction] = field(default_factory=list)
-    new_puts: list[CardAction] = field(default_factory=list)
+    new_puts: list[CardPut] = field(default_factory=list)
     synced: dict[int, Synced] = field(default_factory=dict)
     conflicts: int = 0
     skipped: list[str] = field(default_factory=list)
@@ -253,6 +270,7 @@ def plan(
     new_uid: Callable[[int, Entry], str],
     policy: Policy = Policy.DUPLICATE,
     propagate_deletes: bool = True,
+    capacity: int | None = None,
 ) -> Plan:
     """Work out one sync.
 
@@ -260,7 +278,9 @@ def plan(
     other modes every non-empty record. `pda` is every contact's projection by
     uid; `synced` the map from the last sync; `fits(name)` the longest prefix of
     `name` the card's alpha field holds; `new_uid(record, entry)` a deterministic
-    uid for a contact made from a card record.
+    uid for a contact made from a card record. `capacity` caps the new records
+    asked for (the card cannot take more than it has); the rest are skipped this
+    time and asked for again at the next sync.
     """
     now = _card_now(mode, card, synced)
     b = _Builder(mode, pda, fits, new_uid)
@@ -284,10 +304,13 @@ def plan(
             else:
                 b.orphan_contacts.append((s.uid, r))
     _match_unmapped(b, now, synced, mapped)
+    if capacity is not None and len(b.new_puts) > capacity:
+        b.skipped.extend(a.uid for a in b.new_puts[capacity:])
+        del b.new_puts[capacity:]
     return Plan(
         mode,
         tuple(b.to_pda),
-        tuple(b.deletes + b.puts + b.new_puts),
+        (*b.deletes, *b.puts, *b.new_puts),
         b.synced,
         b.conflicts,
         tuple(b.skipped),
@@ -349,6 +372,8 @@ def settle(done: Plan, applied: Applied) -> Settled:
             if action.fallback is not None and action.record is not None:
                 synced[action.record] = action.fallback
         elif isinstance(action, CardPut) and isinstance(res, Stored):
+            if action.record is not None and res.record != action.record:
+                raise PlanError(f"op {ref} was for record {action.record}, stored in {res.record}")
             if res.record in synced:
                 raise PlanError(f"record {res.record} stored over a mapped record")
             stored = Entry(res.name, res.number or None)

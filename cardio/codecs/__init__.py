@@ -20,6 +20,7 @@ from cardio.codecs.adn import (
 from cardio.codecs.alpha import (
     AlphaForm,
     alpha_length,
+    card_name,
     check_name,
     choose_alpha_form,
     decode_alpha,
@@ -71,6 +72,7 @@ __all__ = [
     "NumberTooLong",
     "UnencodableName",
     "alpha_length",
+    "card_name",
     "check_name",
     "choose_alpha_form",
     "decode_alpha",

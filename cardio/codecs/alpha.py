@@ -18,6 +18,7 @@ caller uses when it has decided to shorten.
 from __future__ import annotations
 
 import enum
+import re
 
 from cardio.codecs.errors import InvalidField, MalformedRecord, NameTooLong, UnencodableName
 from cardio.codecs.gsm7 import ESCAPE, decode_gsm7, encode_gsm7, gsm7_default_byte
@@ -174,6 +175,26 @@ def decode_alpha(raw: bytes) -> str:
             raise MalformedRecord(f"alpha 82 form needs 4 header bytes, field has {len(raw)}")
         return _decode_windowed(raw, 4, (raw[2] << 8) | raw[3])
     return decode_gsm7(raw.rstrip(bytes([_PAD])))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _carried(ch: str) -> bool:
+    code = ord(ch)
+    return not (code > 0xFFFF or 0xD800 <= code <= 0xDFFF or code == 0xFFFF)
+
+
+def card_name(name: str, alpha_len: int) -> str:
+    """What the card holds for a contact's ``name``: never raises, never empty for a real name.
+
+    A run of control characters (a line break in a vCard FN) becomes one space; characters no
+    coding can carry (outside the BMP, e.g. emoji) are dropped; the rest is cut to
+    the longest prefix that fits (``fit_name``). The phone writes this and the PDA
+    uses the same rule to recognise the record, so the two always agree.
+    """
+    cleaned = _CONTROL.sub(" ", "".join(c for c in name if _carried(c))).strip()
+    return fit_name(cleaned, alpha_len)
 
 
 def fit_name(name: str, alpha_len: int) -> str:

@@ -312,3 +312,71 @@ async def test_numbers_over_20_digits_come_whole_from_ext1_and_are_never_cut(
         assert raw_name == "Conference"
         assert len(raw_number.lstrip("+")) == 20  # the ADN part, its EXT1 chain untouched
         assert list(pda.contacts().values()) == [("Conference call", long_number)]
+
+
+async def test_awkward_pda_names_never_block_a_sync(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        pda = await w.add_pda("pda1")
+        pda.add("A" * 300, "+1")  # longer than the wire's 256 and the card's 18
+        pda.add("Party 🎉", "+2")  # outside the BMP: no SIM coding carries it
+        pda.write_vcf(
+            "two-lines",
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:two-lines\r\nFN:Line\\nTwo\r\nTEL:+3\r\nEND:VCARD\r\n",
+        )
+        first = await w.sync("pda1")
+        assert first["ok"], first["error"]
+        assert sorted(w.card.records().values()) == [
+            ("A" * 18, "+1"),
+            ("Line Two", "+3"),
+            ("Party", "+2"),
+        ]
+        again = await w.sync("pda1")
+        assert again["ok"], again["error"]
+        assert again["to_card"] == {"added": 0, "modified": 0, "deleted": 0}
+        assert again["to_pda"] == {"added": 0, "modified": 0, "deleted": 0}
+        assert ("Party 🎉", "+2") in pda.contacts().values()  # the PDA keeps it whole
+
+
+async def test_a_card_name_with_a_line_break_syncs(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.card.write(1, "Line\nTwo", "+1")  # LF is in the GSM 7-bit default alphabet
+        pda = await w.add_pda("pda1")
+        first = await w.sync("pda1")
+        assert first["ok"], first["error"]
+        assert list(pda.contacts().values()) == [("Line Two", "+1")]
+        again = await w.sync("pda1")
+        assert again["to_card"] == {"added": 0, "modified": 0, "deleted": 0}
+        assert w.card.records()[1] == ("Line\nTwo", "+1")
+
+
+async def test_a_record_simsync_cannot_read_is_never_overwritten(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.card.write(1, "Alice", "+1")
+        pda = await w.add_pda("pda1")
+        assert (await w.sync("pda1"))["ok"]
+        # Another phone writes record 1 in a form we cannot decode (BCD length 0E).
+        foreign = bytes([0x41] + [0xFF] * 17) + bytes([0x0E, 0x81]) + b"\x21" * 10 + b"\xff\xff"
+        w.card.write_raw(1, foreign)
+        for mode in ("auto", "slow"):
+            res = await w.sync("pda1", mode)
+            assert res["ok"], res["error"]
+            card = w.card._session()
+            try:
+                got = card.transmit(bytes([0xA0, 0xB2, 1, 4, 32]))[:-2]
+            finally:
+                card.close()
+            assert got == foreign, mode
+        assert ("Alice", "+1") in pda.contacts().values()  # and the PDA lost nothing
+
+
+async def test_more_new_contacts_than_the_card_holds(tmp_path: Path) -> None:
+    async with world(tmp_path, records=10) as w:
+        pda = await w.add_pda("pda1")
+        store = pda.store()
+        for i in range(1100):  # more than one PdaOps message may carry
+            store.create(Projection(f"P{i}", f"+{i}"))
+        res = await w.sync("pda1")
+        assert res["ok"], res["error"]
+        assert res["to_card"]["added"] == 10
+        assert res["skipped"] == 1090
+        assert len(pda.contacts()) == 1100
