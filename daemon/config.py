@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 from cardio.errors import InvalidRequest
 from cardio.hostfiles import default_state_dir, read_pin
 from daemon.errors import DaemonError
+from transports import TransportSpecError, check_address
 
 __all__ = [
     "EX_CONFIG",
@@ -37,7 +38,6 @@ ConflictPolicy = Literal["duplicate", "card-wins", "pda-wins"]
 _POLICIES: tuple[ConflictPolicy, ...] = ("duplicate", "card-wins", "pda-wins")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
-_SCHEMES = ("tcp://", "memory:", "serial://", "ble://")
 
 
 class ConfigError(DaemonError):
@@ -163,7 +163,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(file, "", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "", f"not valid TOML: {exc}") from exc
-    unknown = sorted(set(data) - {"node", "card", "pda", "mqtt"})
+    unknown = sorted(set(data) - {"node", "card", "pda"})
     if unknown:
         raise ConfigError(file, unknown[0], "unknown section")
 
@@ -196,10 +196,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         if any(p.name == name for p in pdas):
             raise ConfigError(file, r.key("name"), f"duplicate PDA name {name!r}")
         address = r.req_str("address")
-        if not address.startswith(_SCHEMES):
-            raise ConfigError(
-                file, r.key("address"), "must be a URL: tcp://HOST:PORT, memory:NAME, ..."
-            )
+        try:
+            check_address(address)
+        except TransportSpecError as exc:
+            raise ConfigError(file, r.key("address"), str(exc)) from exc
         try:
             device_id = normalize_device_id(r.req_str("device_id"))
         except ValueError as exc:

@@ -41,6 +41,9 @@ __all__ = ["PdaDir", "PdaDirError", "PdaServer"]
 
 log = structlog.get_logger(__name__)
 
+# Longest silence accepted from a phone between two messages (its card work included).
+MESSAGE_TIMEOUT = 120.0
+
 
 class PdaDirError(PdaError):
     """A PDA directory that is missing, not initialised, or already initialised."""
@@ -179,7 +182,13 @@ class PdaServer:
         # The card codec's own shortening rule, so content matching sees what the card holds.
         engine = SyncEngine(self.store, self.state, fits=card_name)
         while not engine.finished:
-            frame = await link.recv()
+            try:
+                async with asyncio.timeout(MESSAGE_TIMEOUT):
+                    frame = await link.recv()
+            except TimeoutError:
+                # A silent phone must not hold the one-sync-at-a-time lock forever.
+                log.warning("phone went silent: session abandoned", seconds=MESSAGE_TIMEOUT)
+                return
             for out in engine.handle(frame):
                 await link.send(out)
         self.syncs += 1

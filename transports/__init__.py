@@ -22,7 +22,7 @@ from .errors import (
 )
 from .framing import FrameDecoder, StreamFrameLink, encode_frame
 from .identity import Identity, device_id_of, normalize_device_id
-from .registry import TRANSPORTS, listen, open_transport, register_transport
+from .registry import TRANSPORTS, check_address, listen, open_transport, register_transport
 from .tls import TlsLink, tls_client, tls_server
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "TransportError",
     "TransportSpecError",
     "TransportTimeout",
+    "check_address",
     "device_id_of",
     "encode_frame",
     "listen",

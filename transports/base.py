@@ -108,6 +108,8 @@ class TransportDriver:
 
     connect: Callable[..., Awaitable[FrameLink]]
     listen: Callable[..., Awaitable[Listener]]
+    #: Validates a URL to connect to without connecting (``TransportSpecError`` if bad).
+    check: Callable[[str], object] | None = None
 
     async def open(self, url: str, max_frame: int, options: Mapping[str, object]) -> FrameLink:
         """Connect to *url*."""

@@ -173,4 +173,4 @@ async def listen(url: str, *, max_frame: int, options: Mapping[str, object]) -> 
 
 
 #: The registry's entry point for this scheme.
-DRIVER = TransportDriver(connect=connect, listen=listen)
+DRIVER = TransportDriver(connect=connect, listen=listen, check=parse_name)

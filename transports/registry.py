@@ -14,7 +14,14 @@ import re
 from .base import DEFAULT_MAX_FRAME, FrameLink, Listener, TransportDriver, check_max_frame
 from .errors import TransportSpecError, TransportTimeout
 
-__all__ = ["TRANSPORTS", "listen", "open_transport", "register_transport", "scheme_of"]
+__all__ = [
+    "TRANSPORTS",
+    "check_address",
+    "listen",
+    "open_transport",
+    "register_transport",
+    "scheme_of",
+]
 
 #: scheme -> "package.module:ATTR" of its driver (imported lazily).
 TRANSPORTS: dict[str, str] = {
@@ -51,6 +58,17 @@ def scheme_of(url: str) -> str:
             f"known: {', '.join(sorted(TRANSPORTS))}"
         )
     return scheme
+
+
+def check_address(url: str) -> None:
+    """Raise ``TransportSpecError`` unless *url* is one this program could connect to.
+
+    Checks the scheme and, where the driver can tell, the rest of the URL; connects
+    to nothing. Config loaders call it so a bad address is a config error up front.
+    """
+    driver = driver_for(url)
+    if driver.check is not None:
+        driver.check(url)
 
 
 def driver_for(url: str) -> TransportDriver:

@@ -52,8 +52,19 @@ def test_device_id_accepts_colons_and_case(tmp_path: Path) -> None:
         (
             '[[pda]]\nname = "p"\naddress = "h:1"\ndevice_id = "' + DEV + '"\n',
             "pda[0].address",
-            "URL",
+            "unknown transport scheme 'h'",
         ),
+        (
+            PDA.replace("tcp://h:1", "tcp://h") + 'device_id = "' + DEV + '"\n',
+            "pda[0].address",
+            "port",
+        ),
+        (
+            PDA.replace("tcp://h:1", "ble://AA:BB:CC:DD:EE:FF") + 'device_id = "' + DEV + '"\n',
+            "pda[0].address",
+            "known: memory, tcp",
+        ),
+        ('[mqtt]\nbroker = "x"\n', "mqtt", "unknown section"),
         (PDA + 'device_id = "xyz"\n', "pda[0].device_id", "64 hex"),
         (
             PDA + 'device_id = "' + DEV + '"\nconflict = "x"\n',
