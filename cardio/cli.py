@@ -76,9 +76,11 @@ async def _read_phonebook(reader: str, pin: str | None, state_dir: Path) -> list
         await link.open()
         try:
             card = await PhonebookCard.open(link, state, pin=pin, host_partner=state.host_partner())
-            await card.refresh()
-            content = card.cached()
-            await card.close()
+            try:
+                await card.refresh()
+                content = card.cached()
+            finally:
+                await card.close()  # a channel left open stays open on the card until reset
         finally:
             await link.close()
     finally:

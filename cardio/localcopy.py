@@ -18,10 +18,11 @@ Every update is one transaction, so a crash leaves the previous state.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,13 @@ __all__ = ["CardStateDB", "PlainSnapshot", "StateError", "digest"]
 
 
 class StateError(errors.CardioError):
-    """The host's card state file is unreadable, foreign or from a newer simsync."""
+    """The host's card state file is unreadable, foreign, busy or from a newer simsync."""
+
+
+def _state_error(path: Path, exc: sqlite3.Error) -> StateError:
+    if "locked" in str(exc) or "busy" in str(exc):
+        return StateError(f"{path}: in use by another simsync process (waited 10 s)")
+    return StateError(f"{path}: {exc}")
 
 
 _SCHEMA = """
@@ -100,6 +107,8 @@ class CardStateDB:
                     raise StateError(
                         f"{path}: card state schema {row[0]}, this simsync reads {_SCHEMA_VERSION}"
                     )
+        except sqlite3.OperationalError as exc:
+            raise _state_error(path, exc) from exc
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{path}: not a simsync card state file ({exc})") from exc
 
@@ -119,10 +128,15 @@ class CardStateDB:
                 value = row[0]
         return bytes.fromhex(value)
 
-    def _tx(self) -> sqlite3.Connection:
-        # ``with self._db`` commits or rolls back; BEGIN IMMEDIATE makes it one transaction.
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction (BEGIN IMMEDIATE); SQLite's errors become ``StateError``."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            with self._db:  # commits, or rolls back on an exception
+                yield self._db
+        except sqlite3.Error as exc:
+            raise _state_error(self.path, exc) from exc
 
     # --- the local copy --------------------------------------------------------
 

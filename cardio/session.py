@@ -19,6 +19,7 @@ writes is written to the copy too, and a copy that cannot be proven current
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from dataclasses import dataclass
 
@@ -170,6 +171,11 @@ class PhonebookCard:
     async def refresh(self) -> RefreshStats:
         """Bring the local copy up to date with as few APDUs as the card allows."""
         start = self.link.apdu_count
+        if self._plain is not None:
+            # A plain SIM whose session's NEWSYNC just read it in full: that read (plus
+            # the session's own writes, which the copy follows) is as fresh as another
+            # would be, and another costs a whole EF.ADN of APDUs.
+            return RefreshStats(False, 0, 0)
         shares_channel = self._session_open and self._session is self._sim0
         if self.change_detection is False or shares_channel:
             # No sync commands, or they would disturb the partner session on the only channel:
@@ -199,7 +205,9 @@ class PhonebookCard:
                 content[change.record] = await sim.read_record(change.record)
             changed = len(listed)
         # Pending first: a crash before the promotion below still leaves a provable copy.
-        self._store_copy(content, replace=full, host_last=last, host_pending=result.proposed)
+        # The card just proved result.last: it is the copy's last object now, whichever
+        # of (last, pending) it was, so a second interruption still leaves a provable copy.
+        self._store_copy(content, replace=full, host_last=result.last, host_pending=result.proposed)
         await sync.store_sync(result.proposed)
         self._state.promote_host(self.iccid, result.proposed)
         log.info("local copy refreshed", full=full, changed=changed)
@@ -354,14 +362,17 @@ class PhonebookCard:
                 raw = await sim.read_record(n)
                 chain[n] = raw
                 n = raw[-1] if raw else 0xFF
-        finally:
-            await sim.select_quiet([ADN_PATH[-1]])
-            sim.current = adn
+        except BaseException:
+            with contextlib.suppress(errors.CardioError):  # keep the first error, not this one
+                await sim.select_quiet([ADN_PATH[-1]])
+            raise
+        await sim.select_quiet([ADN_PATH[-1]])
+        sim.current = adn
         return chain
 
     def note_empty(self, number: int) -> None:
         """The card said record ``number`` is empty now (a ``03`` change): the copy follows."""
+        # Memory only: the saved copy changes only with what the card proves (a
+        # refresh) or what the phone itself writes, never with a frozen list's news.
         if self._copy is not None:
-            raw = b"\xff" * self.record_len
-            self._copy[number] = raw
-            self._state.put_records(self.iccid, {number: raw})
+            self._copy[number] = b"\xff" * self.record_len

@@ -204,6 +204,12 @@ class ImageStore:
         except sqlite3.Error as exc:
             conn.close()
             raise ImageCorrupt(f"{self.path}: damaged card image: {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            # SQLite does not enforce column types: a hand-edited value of the wrong type.
+            conn.close()
+            raise ImageCorrupt(
+                f"{self.path}: damaged card image: a value of the wrong type ({exc})"
+            ) from exc
         except BaseException:
             conn.close()
             raise

@@ -47,18 +47,16 @@ def encode_bcd(digits: str) -> bytes:
 
 
 def decode_bcd(data: bytes) -> str:
-    """Digits of swapped BCD ``data``; only the very last nibble may be the ``F`` filler.
+    """Digits of swapped BCD ``data``; the number ends at the first ``F`` filler.
 
-    Raises MalformedRecord for an ``F`` anywhere else (a hole in the number).
+    Everything after the first ``F`` must be ``F`` too: some phones write a length
+    byte that covers the padding (``0B 81 21 43 F5 FF ...``), which is harmless.
+    Raises MalformedRecord for a digit after an ``F`` (a hole in the number).
     """
-    chars: list[str] = []
-    last = 2 * len(data) - 1
-    for i in range(2 * len(data)):
-        byte = data[i // 2]
-        nib = (byte >> 4) if i % 2 else (byte & 0x0F)
-        if nib == _FILLER:
-            if i != last:
-                raise MalformedRecord(f"BCD end mark F in the middle of the number (nibble {i})")
-            break
-        chars.append(DIGITS[nib])
-    return "".join(chars)
+    nibbles = [
+        (data[i // 2] >> 4) if i % 2 else (data[i // 2] & 0x0F) for i in range(2 * len(data))
+    ]
+    end = nibbles.index(_FILLER) if _FILLER in nibbles else len(nibbles)
+    if any(n != _FILLER for n in nibbles[end:]):
+        raise MalformedRecord(f"BCD end mark F in the middle of the number (nibble {end})")
+    return "".join(DIGITS[n] for n in nibbles[:end])

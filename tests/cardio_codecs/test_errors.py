@@ -102,7 +102,6 @@ def test_no_name_no_number_is_the_empty_record_not_a_value() -> None:
         (b"\x41" + b"\x0c\x81" + FF * 12, "BCD length 12"),
         (b"\x41" + b"\x00\x81" + FF * 12, "BCD length 0"),
         (b"\x41" + b"\x03\x81\x1f\x22" + FF * 10, "middle"),  # F then more digits
-        (b"\x41" + b"\x03\x81\x21" + FF * 11, "middle"),  # length counts an FF byte
         (b"\x41\x1b" + b"\x02\x81\x21" + FF * 11, "lone escape"),
         (b"\x1b\x41" + b"\x02\x81\x21" + FF * 11, "extension table"),
         (b"\x41\xc1" + b"\x02\x81\x21" + FF * 11, "bit 8"),

@@ -84,6 +84,8 @@ class EfAdnBcdVectors:
         ("d1 e2", "1?2!", "both"),  # D = wild '?', E = expansion '!'
         ("f0", "0", "both"),
         ("94 21 43 65 87", "4912345678", "both"),
+        # A length byte that covers the FF padding (some phones write it): harmless.
+        ("21 43 f5 ff ff", "12345", "decode"),
     ]
 
     @staticmethod

@@ -196,6 +196,9 @@ async def test_plain_sim_syncs_with_host_side_change_detection(tmp_path: Path) -
         first = await w.sync("pda1")
         assert first["ok"], first["error"]
         assert first["mode"] == "slow"
+        # One full read of the 40 records per sync, not one for NEWSYNC and one more for
+        # the slow sync's listing.
+        assert 40 < first["apdus"] < 80
         second = await w.sync("pda1")
         assert second["mode"] == "fast"
         w.card.write(1, "Alice B", "+1")

@@ -157,3 +157,35 @@ async def test_wrong_pin_reports_tries_and_is_not_retried(state: CardStateDB) ->
         await open_card(card, state, pin="9999")
     assert exc.value.tries_left == 2
     assert "9999" not in str(exc.value)
+
+
+async def test_two_interrupted_refreshes_in_a_row_still_leave_a_provable_copy(
+    state: CardStateDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cardio.sync import CardSync
+
+    card = new_memory_card(records=RECORDS)
+    await other_terminal_writes(card, {1: rec("A")})
+    pb = await open_card(card, state)
+    await pb.refresh()
+
+    class CrashError(Exception):
+        pass
+
+    def crash(*_a: object, **_k: object) -> None:
+        raise CrashError
+
+    # 1: the card takes STORESYNC, the phone dies before recording it as last.
+    with monkeypatch.context() as m:
+        m.setattr(CardStateDB, "promote_host", crash)
+        with pytest.raises(CrashError):
+            await pb.refresh()
+    # 2: the next refresh proves that object, then dies before its own STORESYNC.
+    with monkeypatch.context() as m:
+        m.setattr(CardSync, "store_sync", crash)
+        with pytest.raises(CrashError):
+            await pb.refresh()
+    # 3: still incremental: the copy was saved against the object the card proved.
+    stats = await pb.refresh()
+    assert not stats.full
+    await pb.close()

@@ -290,3 +290,26 @@ def test_kill_9_leaves_before_or_after(image: Path) -> None:
             assert obj in (log.acked_objs[p], log.in_flight_obj.get(p)), f"round {round_}: {p}"
         acks += log.acks
     assert acks > 100  # the rounds did real work before each kill
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "UPDATE card SET pin_left = 'x'",
+        "UPDATE record SET fid = 'abc' WHERE rowid = 1",
+        "UPDATE record SET rec = 'z' WHERE rowid = 1",
+    ],
+)
+def test_a_value_of_the_wrong_type_is_a_corrupt_image(tmp_path: Path, tamper: str) -> None:
+    import sqlite3
+
+    path = tmp_path / "card.sim"
+    create_image(path, records=5)
+    conn = sqlite3.connect(path)
+    conn.execute(tamper)
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(ImageCorrupt, match="wrong type"):
+        open_image(path)
+    assert path.read_bytes() == before
