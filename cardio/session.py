@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 
@@ -38,6 +40,7 @@ log = structlog.get_logger(__name__)
 ADN_PATH = (0x3F00, 0x7F10, 0x6F3A)
 EXT1_FID = 0x6F4A  # beside EF.ADN under DF.TELECOM
 _EMPTY = 0xFF
+_T = TypeVar("_T")
 
 
 def _is_empty(raw: bytes) -> bool:
@@ -80,6 +83,7 @@ class PhonebookCard:
         self.change_detection: bool | None = None
         self._copy: dict[int, bytes] | None = None
         self._refreshed = False  # refreshed during this connection
+        self._ext1_free: list[int] | None = None
         self._host_sim: Sim | None = None
         self._sync: CardSync | None = None
         # Plain-SIM session: the partner, the proposed object, and what it holds.
@@ -349,26 +353,59 @@ class PhonebookCard:
     async def read_ext1_chain(self, first: int) -> dict[int, bytes]:
         """The EF.EXT1 records of the chain starting at ``first`` (numbers over 20 digits).
 
-        Reads on the session channel, then re-selects EF.ADN there. Stops at the end
-        marker, at a record already read (a loop: the codec reports it), or at 254.
+        Stops at the end marker, at a record already read (a loop: the codec reports
+        it), or at 254.
         """
-        sim = await self._session_sim()
-        adn = sim.current
-        await sim.select(EXT1_FID)
-        chain: dict[int, bytes] = {}
-        try:
+
+        async def follow(sim: Sim) -> dict[int, bytes]:
+            chain: dict[int, bytes] = {}
             n = first
             while 1 <= n <= 254 and n not in chain:
                 raw = await sim.read_record(n)
                 chain[n] = raw
                 n = raw[-1] if raw else 0xFF
+            return chain
+
+        return await self._on_ext1(follow)
+
+    async def ext1_free(self) -> list[int]:
+        """EF.EXT1 records that are free (all FF), read once per connection."""
+        if self._ext1_free is None:
+            records = await self._on_ext1(self._read_all_ext1)
+            self._ext1_free = [n for n, raw in sorted(records.items()) if _is_empty(raw)]
+        return self._ext1_free
+
+    async def write_ext1(self, records: dict[int, bytes]) -> None:
+        """UPDATE RECORD on EF.EXT1 (chains of long numbers), then back to EF.ADN."""
+
+        async def write(sim: Sim) -> None:
+            for n, raw in sorted(records.items()):
+                await sim.update_record(n, raw)
+
+        await self._on_ext1(write)
+        if self._ext1_free is not None:
+            taken = {n for n, raw in records.items() if not _is_empty(raw)}
+            freed = {n for n, raw in records.items() if _is_empty(raw)}
+            self._ext1_free = sorted((set(self._ext1_free) - taken) | freed)
+
+    async def _read_all_ext1(self, sim: Sim) -> dict[int, bytes]:
+        count = sim.current.record_count if sim.current else 0
+        return {n: await sim.read_record(n) for n in range(1, count + 1)}
+
+    async def _on_ext1(self, work: Callable[[Sim], Awaitable[_T]]) -> _T:
+        """Run ``work`` with EF.EXT1 selected on the session channel, then EF.ADN again."""
+        sim = await self._session_sim()
+        adn = sim.current
+        await sim.select(EXT1_FID)
+        try:
+            result = await work(sim)
         except BaseException:
-            with contextlib.suppress(errors.CardioError):  # keep the first error, not this one
+            with contextlib.suppress(errors.CardioError):  # keep the first error
                 await sim.select_quiet([ADN_PATH[-1]])
             raise
         await sim.select_quiet([ADN_PATH[-1]])
         sim.current = adn
-        return chain
+        return result
 
     def note_empty(self, number: int) -> None:
         """The card said record ``number`` is empty now (a ``03`` change): the copy follows."""

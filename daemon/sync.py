@@ -26,7 +26,14 @@ from typing import Any
 import structlog
 
 from cardio import errors as card_errors
-from cardio.codecs import ADN_DIGITS, NO_EXT1, AdnRecord, CodecError, card_name
+from cardio.codecs import (
+    ADN_DIGITS,
+    EXT1_RECORD_LEN,
+    NO_EXT1,
+    AdnRecord,
+    CodecError,
+    card_name,
+)
 from cardio.link import CardLink
 from cardio.localcopy import CardStateDB, StateError
 from cardio.session import PhonebookCard
@@ -482,17 +489,22 @@ async def _apply(
             results.append(Skipped(op.ref, f"record {op.record} holds data simsync cannot read"))
             continue
         if isinstance(op, Delete):
+            old_chain = await _chain_of(card, op.record)
             await card.write_record(op.record, b"\xff" * card.record_len)
+            await _free_chain(card, old_chain)
             run.to_card.deleted += 1
             results.append(Removed(op.ref))
             continue
         assert isinstance(op, Put)
         name = card_name(op.name, card.alpha_len)
         try:
-            raw = AdnRecord(name, op.number).encode(card.alpha_len)
+            rec = AdnRecord(name, op.number)
+            raw, chain = await _encode(card, rec)
         except CodecError as exc:
-            # Includes numbers over 20 digits: writing EF.EXT1 chains is not done yet.
             results.append(Skipped(op.ref, f"the card cannot hold it: {exc}"[:500]))
+            continue
+        except _Ext1FullError:
+            results.append(Skipped(op.ref, "no free EF.EXT1 record for a number over 20 digits"))
             continue
         record = op.record
         if record is None:
@@ -504,7 +516,59 @@ async def _apply(
         else:
             run.to_card.modified += 1
         taken.add(record)
+        # New chain first, then the record that points at it, then the old chain's
+        # release: a crash in between leaks an EXT1 record at worst, never a digit.
+        old_chain = await _chain_of(card, record)
+        if chain:
+            await card.write_ext1(dict(chain))
         await card.write_record(record, raw)
+        await _free_chain(card, old_chain - {n for n, _ in chain})
         results.append(Stored(op.ref, record, name, op.number))
     progress("apply", len(ops.ops), len(ops.ops))
     return results
+
+
+class _Ext1FullError(Exception):
+    """EF.EXT1 has no free record left for a long number's chain."""
+
+
+async def _encode(card: PhonebookCard, rec: AdnRecord) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """The record's bytes and, for a number over 20 digits, its EF.EXT1 chain."""
+    if len(rec.digits) <= ADN_DIGITS:
+        return rec.encode(card.alpha_len), []
+    free = iter(list(await card.ext1_free()))
+
+    def alloc() -> int:
+        try:
+            return next(free)
+        except StopIteration:
+            raise _Ext1FullError from None
+
+    return rec.encode_with_ext(card.alpha_len, alloc)
+
+
+async def _chain_of(card: PhonebookCard, record: int) -> set[int]:
+    """EF.EXT1 records the card's record ``record`` links to now (checked on the card)."""
+    cached = card.cached_or_none()
+    if cached is not None and _ext1_of(cached.get(record, b"")) is None:
+        return set()  # the copy may be stale, but a stale miss only leaks a record
+    first = _ext1_of(await card.read_record(record))
+    if first is None:
+        return set()
+    return set(await card.read_ext1_chain(first))
+
+
+def _ext1_of(raw: bytes) -> int | None:
+    """The first EXT1 record a full 20-digit ADN record links to, if any."""
+    try:
+        rec = AdnRecord.decode(raw) if raw else None
+    except CodecError:
+        return None
+    if rec is None or rec.ext1 == NO_EXT1 or len(rec.digits) != ADN_DIGITS:
+        return None
+    return rec.ext1
+
+
+async def _free_chain(card: PhonebookCard, chain: set[int]) -> None:
+    if chain:
+        await card.write_ext1(dict.fromkeys(sorted(chain), b"\xff" * EXT1_RECORD_LEN))

@@ -79,6 +79,44 @@ class Card:
         finally:
             card.close()
 
+    def ext1_used(self) -> int:
+        """How many EF.EXT1 records hold something."""
+        card = self._session()
+        try:
+            assert _gr(card, bytes.fromhex("A0A40000026F4A"))[-2:] == b"\x90\x00"
+            used, n = 0, 1
+            while (r := card.transmit(bytes([0xA0, 0xB2, n, 4, 13])))[-2:] == b"\x90\x00":
+                used += any(b != 0xFF for b in r[:-2])
+                n += 1
+        finally:
+            card.close()
+        return used
+
+    def full_records(self) -> dict[int, tuple[str, str]]:
+        """Every non-empty record with its number whole (EXT1 chains followed)."""
+        card = self._session()
+        try:
+            assert _gr(card, bytes.fromhex("A0A40000026F4A"))[-2:] == b"\x90\x00"
+            ext = {}
+            for n in range(1, 11):
+                ext[n] = card.transmit(bytes([0xA0, 0xB2, n, 4, 13]))[:-2]
+        finally:
+            card.close()
+        out: dict[int, tuple[str, str]] = {}
+        card = self._session()
+        try:
+            n = 1
+            while (r := card.transmit(bytes([0xA0, 0xB2, n, 4, self.alpha_len + 14])))[
+                -2:
+            ] == b"\x90\x00":
+                rec = AdnRecord.decode(r[:-2], ext1_reader=ext.__getitem__)
+                if rec is not None:
+                    out[n] = (rec.name, rec.number)
+                n += 1
+        finally:
+            card.close()
+        return out
+
     def records(self) -> dict[int, tuple[str, str]]:
         """Every non-empty record as (name, number)."""
         card = self._session()

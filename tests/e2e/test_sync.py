@@ -294,9 +294,7 @@ async def test_pauses_and_service_codes_travel_both_ways(tmp_path: Path) -> None
         assert "+49 30 555-0 p 123" in (pda.dir.contacts / "office.vcf").read_text()
 
 
-async def test_numbers_over_20_digits_come_whole_from_ext1_and_are_never_cut(
-    tmp_path: Path,
-) -> None:
+async def test_numbers_over_20_digits_travel_whole_through_ext1(tmp_path: Path) -> None:
     long_number = "+" + "1234567890" * 3  # 30 digits: 20 in EF.ADN, 10 in EF.EXT1
     async with world(tmp_path) as w:
         w.card.write_long(1, "Conference", long_number)
@@ -304,17 +302,40 @@ async def test_numbers_over_20_digits_come_whole_from_ext1_and_are_never_cut(
         first = await w.sync("pda1")
         assert first["ok"], first["error"]
         assert list(pda.contacts().values()) == [("Conference", long_number)]
-        # A PDA edit the card cannot hold (writing EXT1 is not done): skipped, card intact.
+        # A PDA edit keeps the whole number on the card: new chain, old chain freed.
         uid = next(iter(pda.contacts()))
-        pda.store().update_projection(uid, Projection("Conference call", long_number))
+        longer = "+49" + "9876543210" * 3 + "12"  # 34 digits
+        pda.store().update_projection(uid, Projection("Conference call", longer))
+        pda.add("Bridge", "+" + "5" * 45)  # a new contact needing two EXT1 records
         res = await w.sync("pda1")
         assert res["ok"], res["error"]
+        assert res["to_card"] == {"added": 1, "modified": 1, "deleted": 0}
+        assert res["skipped"] == 0
+        assert w.card.full_records() == {
+            1: ("Conference call", longer),
+            2: ("Bridge", "+" + "5" * 45),
+        }
+        assert w.card.ext1_used() == 3  # the old one-record chain was released
+        again = await w.sync("pda1")
+        assert again["to_pda"] == {"added": 0, "modified": 0, "deleted": 0}
+        # Deleting the contact empties the record and releases its chain.
+        pda.store().delete(uid)
+        gone = await w.sync("pda1")
+        assert gone["to_card"]["deleted"] == 1
+        assert w.card.ext1_used() == 2
+
+
+async def test_when_ext1_is_full_the_long_number_waits_skipped(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        pda = await w.add_pda("pda1")
+        for i in range(11):  # each needs one of the card's 10 EXT1 records
+            pda.add(f"Long {i}", f"+{i:02d}" + "7" * 28)
+        res = await w.sync("pda1")
+        assert res["ok"], res["error"]
+        assert res["to_card"]["added"] == 10
         assert res["skipped"] == 1
-        assert res["to_card"]["modified"] == 0
-        raw_name, raw_number = w.card.records()[1]
-        assert raw_name == "Conference"
-        assert len(raw_number.lstrip("+")) == 20  # the ADN part, its EXT1 chain untouched
-        assert list(pda.contacts().values()) == [("Conference call", long_number)]
+        assert len(pda.contacts()) == 11
+        assert w.card.ext1_used() == 10
 
 
 async def test_awkward_pda_names_never_block_a_sync(tmp_path: Path) -> None:
@@ -375,9 +396,11 @@ async def test_a_record_simsync_cannot_read_is_never_overwritten(tmp_path: Path)
 async def test_more_new_contacts_than_the_card_holds(tmp_path: Path) -> None:
     async with world(tmp_path, records=10) as w:
         pda = await w.add_pda("pda1")
-        store = pda.store()
         for i in range(1100):  # more than one PdaOps message may carry
-            store.create(Projection(f"P{i}", f"+{i}"))
+            pda.write_vcf(
+                f"p{i}",
+                f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:p{i}\r\nFN:P{i}\r\nTEL:+{i}\r\nEND:VCARD\r\n",
+            )
         res = await w.sync("pda1")
         assert res["ok"], res["error"]
         assert res["to_card"]["added"] == 10
