@@ -1,16 +1,12 @@
-"""The sync applet against a model of spec/card.md section 4 (hypothesis state machine).
+"""The sync applet against an independent model of spec/card.md section 4 (hypothesis).
 
-The model knows, for every partner in the table, its *baseline* content of every
-record (the card as the partner knew it after its last STORESYNC, minus the
-writes by others during that session that the session did not overwrite), which
-records were written since, and which were re-marked (the spec's precision
-slack). Every NEWSYNC's frozen list is checked for completeness, precision, types
-and order.
+The model (``_model.py``) logs every UPDATE RECORD with the sessions open at that
+moment and derives each partner's baseline at STORESYNC from the spec's words, not
+from the card's own bookkeeping. Every NEWSYNC's frozen list is checked for
+completeness, precision (with the spec's slack), types and order.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -33,6 +29,7 @@ from ._apdu import (
     update,
     verify,
 )
+from ._model import Baseline, OpenSession, Write, baseline_at_commit, check_changes
 
 RECORDS = {ADN: 6, EXT1: 10}
 LENGTH = {ADN: 16, EXT1: 13}  # alpha_len 2
@@ -45,24 +42,6 @@ def content(fid: int, kind: int) -> bytes:
     return b"\xff" * LENGTH[fid] if kind == 0 else bytes((kind,)) * LENGTH[fid]
 
 
-@dataclass
-class PartnerModel:
-    obj: bytes
-    seq: int
-    base: dict[int, bytes]
-    written: set[int] = field(default_factory=set)
-    slack: set[int] = field(default_factory=set)
-
-
-@dataclass
-class SessionModel:
-    partner: bytes
-    fid: int
-    proposed: bytes
-    changes: list[tuple[int, int]]
-    foreign: dict[int, bytes] = field(default_factory=dict)
-
-
 class AppletMachine(RuleBasedStateMachine):
     """Random writes on 4 channels, syncs of 11 partners over 2 EFs, resets, evictions."""
 
@@ -70,9 +49,12 @@ class AppletMachine(RuleBasedStateMachine):
     def start(self) -> None:
         self.card = new_memory_card(records=RECORDS[ADN], alpha_len=2, partners=TABLE)
         self.content = {fid: [content(fid, 0)] * (n + 1) for fid, n in RECORDS.items()}
-        self.table: dict[tuple[bytes, int], PartnerModel] = {}
-        self.sessions: dict[int, SessionModel] = {}
+        # (partner, fid) -> (last sync object, STORESYNC order, baseline)
+        self.table: dict[tuple[bytes, int], tuple[bytes, int, Baseline]] = {}
+        self.sessions: dict[int, OpenSession] = {}
+        self.log: list[Write] = []
         self.seq = 0
+        self.idents = 0
         self._power_up()
 
     def _power_up(self) -> None:
@@ -94,16 +76,8 @@ class AppletMachine(RuleBasedStateMachine):
         select(self.card, channel, TELECOM, fid)
         new = content(fid, kind)
         update(self.card, channel, rec, new)
-        old = self.content[fid][rec]
-        for (_, f), pm in self.table.items():
-            if f == fid:
-                pm.written.add(rec)
-        for ch, s in self.sessions.items():
-            if s.fid == fid:
-                if ch == channel:
-                    s.foreign.pop(rec, None)
-                else:
-                    s.foreign.setdefault(rec, old)
+        opened = tuple(sorted((ch, s.ident) for ch, s in self.sessions.items()))
+        self.log.append(Write(fid, rec, channel, self.content[fid][rec], new, opened))
         self.content[fid][rec] = new
 
     @rule(
@@ -116,38 +90,29 @@ class AppletMachine(RuleBasedStateMachine):
         ns = newsync(self.card, channel, partner, fid)
         changes = getchanges(self.card, channel, page)
         assert ns.count == len(changes)
-        pm = self.table.get((partner, fid))
-        assert ns.last == (None if pm is None else pm.obj)
-        self._check(fid, pm, changes)
-        self.sessions[channel] = SessionModel(partner, fid, ns.proposed, changes)
+        entry = self.table.get((partner, fid))
+        assert ns.last == (None if entry is None else entry[0])
+        check_changes(
+            fid,
+            self._now(fid),
+            content(fid, 0),
+            None if entry is None else entry[2],
+            self.log,
+            changes,
+        )
+        self.idents += 1  # replaces any session open on this channel
+        self.sessions[channel] = OpenSession(
+            self.idents, partner, fid, channel, ns.proposed, len(self.log), tuple(changes)
+        )
 
-    def _check(self, fid: int, pm: PartnerModel | None, changes: list[tuple[int, int]]) -> None:
-        recs = [r for _, r in changes]
-        assert recs == sorted(set(recs)), "ascending, each record once"
-        now = self.content[fid]
-        empty = content(fid, 0)
-        if pm is None:  # no last sync object: every non-empty record, as added
-            assert changes == [(1, r) for r in range(1, RECORDS[fid] + 1) if now[r] != empty]
-            return
-        listed = {r: t for t, r in changes}
-        for r in range(1, RECORDS[fid] + 1):
-            base = pm.base[r]
-            if base != now[r]:
-                assert r in listed, f"completeness: record {r} changed since the baseline"
-            if base == empty and now[r] == empty:
-                assert r not in listed, f"record {r} empty then and now"
-        for r, t in listed.items():
-            assert r in pm.written | pm.slack, f"precision: record {r} not written since"
-            assert (t == 3) == (now[r] == empty), f"type of {r}: 03 iff empty now"
-            if t != 3:
-                expect = 1 if pm.base[r] == empty else 2
-                assert t == expect, f"type of {r}: 01 iff empty at the baseline"
+    def _now(self, fid: int) -> dict[int, bytes]:
+        return {r: self.content[fid][r] for r in range(1, RECORDS[fid] + 1)}
 
     @precondition(lambda self: self.sessions)
     @rule(data=st.data(), page=st.integers(1, 5))
     def changes_stay_frozen(self, data: st.DataObject, page: int) -> None:
         channel = data.draw(st.sampled_from(sorted(self.sessions)), label="channel")
-        assert getchanges(self.card, channel, page) == self.sessions[channel].changes
+        assert getchanges(self.card, channel, page) == list(self.sessions[channel].changes)
 
     @precondition(lambda self: self.sessions)
     @rule(data=st.data(), right=st.booleans())
@@ -165,12 +130,11 @@ class AppletMachine(RuleBasedStateMachine):
         del self.sessions[channel]
         key = (s.partner, s.fid)
         if key not in self.table and len(self.table) == TABLE:
-            oldest = min(self.table, key=lambda k: self.table[k].seq)
+            oldest = min(self.table, key=lambda k: self.table[k][1])
             del self.table[oldest]
-        now = self.content[s.fid]
-        base = {r: s.foreign.get(r, now[r]) for r in range(1, RECORDS[s.fid] + 1)}
         self.seq += 1
-        self.table[key] = PartnerModel(s.proposed, self.seq, base, slack=set(s.foreign))
+        baseline = baseline_at_commit(self.log, s, self._now(s.fid))
+        self.table[key] = (s.proposed, self.seq, baseline)
 
     @rule(
         channel=st.integers(0, 3),
@@ -225,7 +189,7 @@ class AppletMachine(RuleBasedStateMachine):
     def table_matches(self) -> None:
         if hasattr(self, "card"):
             partners = self.card.info()["partners"]
-            expected = sorted(self.table, key=lambda k: self.table[k].seq)
+            expected = sorted(self.table, key=lambda k: self.table[k][1])
             assert partners == [p.hex() for p, _ in expected]
 
     @rule(fid=st.sampled_from(sorted(RECORDS)))
