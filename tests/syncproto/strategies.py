@@ -25,12 +25,21 @@ from syncproto import (
     Skipped,
     Stored,
 )
+from syncproto.messages import MAX_NAME, MAX_NUMBER
 
 records = st.integers(1, 255)
 refs = st.integers(0, 2**32 - 1)
 anchors = st.binary(min_size=8, max_size=8)
-names = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40)
-numbers = st.from_regex(r"\+?[0-9*#,?!]{0,20}", fullmatch=True)
+# Any characters but control ones and lone surrogates (emoji included), up to MAX_NAME.
+names = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40),
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=MAX_NAME, max_size=MAX_NAME),
+    st.text(st.sampled_from("ab \U0001f600\u00e9\u0416"), min_size=1, max_size=8),
+)
+# The card's alphabet; EXT1 chains make numbers longer than 20 digits real.
+numbers = st.from_regex(r"\+?[0-9*#,?!]{0,20}", fullmatch=True) | st.from_regex(
+    rf"\+?[0-9*#,?!]{{21,{MAX_NUMBER - 1}}}", fullmatch=True
+)
 texts = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=60)
 
 
@@ -63,7 +72,11 @@ def card_data(draw: st.DrawFn) -> CardData:
         if not complete and draw(st.booleans()):
             entries.append(CardDeleted(r))
         else:
-            entries.append(CardRecord(r, draw(names), draw(numbers)))
+            # A name only (number ""), a number only (name ""), or both: never neither.
+            kind = draw(st.sampled_from(["both", "name", "number"]))
+            name = "" if kind == "number" else draw(names)
+            number = "" if kind == "name" else draw(numbers.filter(bool))
+            entries.append(CardRecord(r, name, number))
     return CardData(tuple(entries), complete, draw(st.booleans()))
 
 
