@@ -2,23 +2,33 @@
 
 A person edits, adds and deletes on the card and on the PDA; syncs run in
 random modes and policies; a simulated phone executes the card ops the way a
-real one does (shortens names, picks the lowest free slot). After each sync
-both sides must hold the same contacts, nothing a person did not delete may be
-gone, and a second sync right after must have nothing to do.
+real one does (`card_name` shortens and cleans names, new records go to the
+lowest free slot, a small card fills up and a number over 20 digits cannot be
+written: both answer `Skipped`). Inputs are what people produce: records with
+a number only or a name only, names with emoji, line breaks, over `MAX_NAME`.
+
+After each sync every card record maps to a contact that is what the card
+would hold for it (unless the write was skipped: then the map keeps the old
+pair so the next sync retries), every contact is mapped or counted skipped,
+nothing a person did not delete may be gone, and a sync right after has
+nothing to do but retry what was skipped.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import re
+from collections.abc import Iterator
 from typing import Any
 
-from hypothesis import settings
+from hypothesis import assume, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from cardio.codecs import card_name
 from syncproto import (
     Applied,
     CardDelete,
+    CardPut,
     CreateContact,
     DeleteContact,
     Entry,
@@ -27,40 +37,95 @@ from syncproto import (
     Policy,
     Put,
     Removed,
+    Skipped,
     Stored,
     Synced,
     UpdateContact,
     plan,
     settle,
 )
+from syncproto.messages import MAX_NAME
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 ALPHA = 4
-RECORDS = 40
-names = st.from_regex(r"[ab][ab ]{0,7}", fullmatch=True).map(str.strip)
-card_names = names.map(lambda n: n[:ALPHA].strip()).filter(bool)
-numbers = st.text("12", min_size=1, max_size=3)
+RECORDS = 6  # small, so the card fills up and the phone answers "card full"
+MAX_DIGITS = 20  # what one ADN record holds; the phone does not write EXT1 chains
+
+# Few letters, so contents collide (matching by content is what is under test).
+simple = st.from_regex(r"[ab][ab ]{0,7}", fullmatch=True).map(str.strip)
+# What vCards hold: emoji (dropped on the card), line breaks and tabs (a space there).
+odd = (
+    st.lists(
+        st.sampled_from(["a", "b", " ", "\U0001f600", "\n", "\r\n", "\t", "é", "ж"]),
+        min_size=1,
+        max_size=8,
+    )
+    .map("".join)
+    .filter(str.strip)
+    # Known planner bug, pinned in test_a_line_break_around_an_emoji_settles: an emoji
+    # among control characters is kept out so the model still checks everything else.
+    .filter(lambda n: not (_CONTROL.search(n) and any(ord(c) > 0xFFFF for c in n)))
+)
+# Over MAX_NAME: the ops carry the first MAX_NAME characters, the PDA keeps it all.
+long = simple.map(lambda n: " ".join([n] * (MAX_NAME // (len(n) + 1) + 2)))
+names = st.one_of(simple, simple, odd, long)
+short_numbers = st.from_regex(r"\+?[12#]{1,2}", fullmatch=True)
+long_numbers = st.from_regex(f"[0-9]{{{MAX_DIGITS + 1},{MAX_DIGITS + 4}}}", fullmatch=True)
+numbers = st.one_of(short_numbers, short_numbers, st.none(), long_numbers)
+# A person at the card types a name that fits, or none; a number, or none; not neither.
+card_entries = st.builds(
+    Entry, st.one_of(simple.map(lambda n: card_name(n, ALPHA)), st.just("")), numbers
+).filter(lambda e: bool(e.name or e.number))
+pda_entries = st.builds(Entry, names, numbers)
 
 
 def fits(name: str) -> str:
-    return name[:ALPHA]
+    return card_name(name, ALPHA)
 
 
 def new_uid(record: int, entry: Entry) -> str:
     return f"card-{record}-{entry.name}-{entry.number}"
 
 
+def holds(card: Entry, contact: Entry) -> bool:
+    """The card record is what the card holds for this contact (docs/sync.md)."""
+    if card.number != contact.number:
+        return False
+    # The name or its shortening; a record without a name: the contact named by its number.
+    return card.name in (contact.name, fits(contact.name)) or (
+        not card.name and contact.name == card.number
+    )
+
+
 def run_phone(card: dict[int, Entry], done: Plan) -> Applied:
     """What a phone does with PdaOps: writes in order, new records in the lowest free slot."""
-    results: list[Stored | Removed] = []
+    results: list[Stored | Removed | Skipped] = []
     for op in done.ops().ops:
         if isinstance(op, Put):
-            record = op.record or min(r for r in range(1, RECORDS + 1) if r not in card)
-            card[record] = Entry(fits(op.name), op.number or None)
-            results.append(Stored(op.ref, record, fits(op.name), op.number))
+            name = fits(op.name)
+            free = [r for r in range(1, RECORDS + 1) if r not in card]
+            if len(op.number.lstrip("+")) > MAX_DIGITS:
+                results.append(Skipped(op.ref, "the card cannot hold it: number too long"))
+            elif not name and not op.number:
+                results.append(Skipped(op.ref, "the card cannot hold it: nothing to write"))
+            elif op.record is None and not free:
+                results.append(Skipped(op.ref, "card full"))
+            else:
+                record = op.record or free[0]
+                card[record] = Entry(name, op.number or None)
+                results.append(Stored(op.ref, record, name, op.number))
         else:
             del card[op.record]
             results.append(Removed(op.ref))
     return Applied(tuple(results))
+
+
+def skipped_puts(done: Plan, applied: Applied) -> Iterator[CardPut]:
+    for res in applied.results:
+        if isinstance(res, Skipped):
+            action = done.to_card[res.ref]
+            assert isinstance(action, CardPut)  # the model phone never skips a delete
+            yield action
 
 
 class SyncModel(RuleBasedStateMachine):
@@ -75,6 +140,7 @@ class SyncModel(RuleBasedStateMachine):
         self.card_deleted: set[int] = set()
         self.pda_deleted: set[str] = set()
         self.fresh: dict[tuple[str, Any], Entry] = {}  # what a person wrote where, since the sync
+        self.retry: set[str] = set()  # contacts the last sync skipped: the next one tries again
         self.edits_since_sync = True
 
     # A person at work.
@@ -82,37 +148,49 @@ class SyncModel(RuleBasedStateMachine):
     def _touch(self) -> None:
         self.edits_since_sync = True
 
-    @precondition(lambda self: len(self.card) + len(self.pda) < 16)
-    @rule(name=card_names, number=numbers)
-    def add_on_card(self, name: str, number: str) -> None:
+    def _assume_not_unnamed(self, r: int, entry: Entry) -> None:
+        # Known planner bug, pinned in test_a_name_removed_on_the_card_settles: a mapped
+        # record that loses its name (edited, or deleted and re-added in its slot) is
+        # kept out so the model still checks everything else.
+        s = self.synced.get(r)
+        assume(entry.name or s is None or not s.card.name)
+
+    @precondition(lambda self: len(self.card) < RECORDS and len(self.card) + len(self.pda) < 14)
+    @rule(entry=card_entries)
+    def add_on_card(self, entry: Entry) -> None:
         r = min(r for r in range(1, RECORDS + 1) if r not in self.card)
-        self.card[r] = Entry(name, number)
-        self.fresh[("card", r)] = self.card[r]
+        self._assume_not_unnamed(r, entry)
+        self.card[r] = entry
+        self.fresh[("card", r)] = entry
         self._touch()
 
-    @precondition(lambda self: len(self.card) + len(self.pda) < 16)
-    @rule(name=names, number=numbers)
-    def add_on_pda(self, name: str, number: str) -> None:
+    @precondition(lambda self: len(self.card) + len(self.pda) < 14)
+    @rule(entry=pda_entries)
+    def add_on_pda(self, entry: Entry) -> None:
         self.next_uid += 1
         uid = f"pda-{self.next_uid}"
-        self.pda[uid] = Entry(name, number)
-        self.fresh[("pda", uid)] = self.pda[uid]
+        self.pda[uid] = entry
+        self.fresh[("pda", uid)] = entry
         self._touch()
 
     @precondition(lambda self: self.card)
-    @rule(data=st.data(), name=card_names, number=numbers)
-    def edit_on_card(self, data: st.DataObject, name: str, number: str) -> None:
+    @rule(data=st.data(), entry=card_entries)
+    def edit_on_card(self, data: st.DataObject, entry: Entry) -> None:
         r = data.draw(st.sampled_from(sorted(self.card)))
-        self.card[r] = Entry(name, number)
-        self.fresh[("card", r)] = self.card[r]
+        self._assume_not_unnamed(r, entry)
+        self.card[r] = entry
+        self.fresh[("card", r)] = entry
         self._touch()
 
     @precondition(lambda self: self.pda)
-    @rule(data=st.data(), name=names, number=numbers)
-    def edit_on_pda(self, data: st.DataObject, name: str, number: str) -> None:
+    @rule(data=st.data(), entry=pda_entries)
+    def edit_on_pda(self, data: st.DataObject, entry: Entry) -> None:
         uid = data.draw(st.sampled_from(sorted(self.pda)))
-        self.pda[uid] = Entry(name, number)
-        self.fresh[("pda", uid)] = self.pda[uid]
+        # Same known bug, other way in: a refresh from the card (or card-wins) merges a
+        # nameless record into a renamed contact and keeps that name.
+        assume(not any(s.uid == uid and not s.card.name for s in self.synced.values()))
+        self.pda[uid] = entry
+        self.fresh[("pda", uid)] = entry
         self._touch()
 
     @precondition(lambda self: self.card)
@@ -138,6 +216,10 @@ class SyncModel(RuleBasedStateMachine):
         """The per-card state is gone (store replaced, anchor evicted): only a slow sync now."""
         self.synced = {}
         self.anchor_ok = False
+
+        # Syncs.
+        if self.retry:  # a write skipped last time now meets no map: both copies survive
+            self._touch()
 
     # Syncs.
 
@@ -176,15 +258,22 @@ class SyncModel(RuleBasedStateMachine):
             new_uid=new_uid,
             policy=policy,
             propagate_deletes=propagate,
+            capacity=RECORDS,
         )
-        if idle:  # a repeated sync, in any mode, must find nothing to do
-            assert done.to_pda == ()
-            assert done.to_card == ()
+        if idle:  # a repeated sync, in any mode, only retries what was skipped
+            # (a refresh from the card settles a skipped write the card's way instead)
+            assert all(isinstance(a, UpdateContact) for a in done.to_pda)
+            assert {a.uid for a in done.to_pda} <= self.retry
+            assert not done.to_pda or mode is Mode.REFRESH_FROM_CARD
+            assert {a.uid for a in done.to_card if isinstance(a, CardPut)} <= self.retry
+            assert not any(isinstance(a, CardDelete) for a in done.to_card)
         for a in done.to_pda:
             if isinstance(a, CreateContact):
                 assert a.uid not in self.pda
+                assert a.entry.name  # a contact always has a name (vCard FN)
                 self.pda[a.uid] = a.entry
             elif isinstance(a, UpdateContact):
+                assert a.entry.name
                 self.pda[a.uid] = a.entry
             else:
                 assert isinstance(a, DeleteContact)
@@ -198,10 +287,14 @@ class SyncModel(RuleBasedStateMachine):
                 assert mode is Mode.FAST
                 assert self.synced[c.record].uid in self.pda_deleted
         applied = run_phone(self.card, done)
-        self.synced = dict(settle(done, applied).synced)
+        settled = settle(done, applied)
+        skipped = list(skipped_puts(done, applied))
+        assert settled.skipped == len(done.skipped) + len(skipped)
+        self.synced = dict(settled.synced)
+        self.retry = set(done.skipped) | {a.uid for a in skipped}
         self.baseline = dict(self.card)
         self.anchor_ok = True
-        self._check_synced(mode, policy, before_pda, before_card)
+        self._check_synced(mode, policy, before_pda, before_card, {a.record for a in skipped})
 
     def _check_synced(
         self,
@@ -209,10 +302,17 @@ class SyncModel(RuleBasedStateMachine):
         policy: Policy,
         before_pda: dict[str, Entry],
         before_card: dict[int, Entry],
+        skipped_records: set[int | None],
     ) -> None:
-        card_view = Counter(self.card.values())
-        pda_view = Counter(Entry(fits(p.name), p.number) for p in self.pda.values())
-        assert card_view == pda_view
+        # Every record is mapped; every contact is mapped or waits, skipped, for a later sync.
+        assert self.synced.keys() == self.card.keys()
+        mapped = {s.uid for s in self.synced.values()}
+        assert mapped | self.retry == self.pda.keys()
+        for r, s in self.synced.items():
+            assert self.card[r] == s.card
+            if r not in skipped_records:  # a skipped write keeps the old pair: retried next time
+                assert self.pda[s.uid] == s.pda
+                assert holds(self.card[r], self.pda[s.uid]), (self.card[r], self.pda[s.uid])
         # Nothing lost: slow and refresh syncs delete nothing on either side (what fast
         # syncs delete was checked against the person's deletions in sync()).
         if mode is not Mode.FAST:
@@ -220,9 +320,9 @@ class SyncModel(RuleBasedStateMachine):
             assert before_card.keys() <= self.card.keys()
         if policy is Policy.DUPLICATE and mode in (Mode.FAST, Mode.SLOW):
             for (side, _where), e in self.fresh.items():
-                on_card = e if side == "card" else Entry(fits(e.name), e.number)
-                assert on_card in card_view, (side, e)
-                if side == "pda":
+                if side == "card":
+                    assert e in self.card.values(), e
+                else:
                     assert e in self.pda.values(), e
         self.fresh.clear()
         self.card_deleted.clear()
@@ -237,3 +337,35 @@ class SyncModel(RuleBasedStateMachine):
 
 SyncModel.TestCase.settings = settings(max_examples=200, stateful_step_count=30, deadline=None)
 TestSyncModel = SyncModel.TestCase
+
+
+def test_a_name_removed_on_the_card_settles() -> None:
+    """A person clears a synced record's name on the card: one sync, then nothing to do.
+
+    Fails today: `_merge` keeps the contact's name for a record without one, but
+    `equivalent` does not count that pair as equal, so the next (idle) sync writes
+    the name back to the card.
+    """
+    model = SyncModel()
+    model.add_on_card(Entry("a", "1"))
+    model.sync(Mode.SLOW, Policy.DUPLICATE, propagate=True)
+    model.card[1] = Entry("", "1")  # edit_on_card, without drawing the record
+    model.fresh["card", 1] = model.card[1]
+    model._touch()
+    model.sync(Mode.FAST, Policy.DUPLICATE, propagate=True)
+    model.sync(Mode.FAST, Policy.DUPLICATE, propagate=True)
+
+
+def test_a_line_break_around_an_emoji_settles() -> None:
+    """A vCard FN "a\\n😀\\na" (escaped line breaks): one sync, then nothing to do.
+
+    Fails today: `Plan.ops` turns each control run into a space before the phone's
+    `card_name` drops the emoji, so the card holds "a  a" (two spaces), while
+    `fits` (`card_name` on the full name) gives "a a". The pair never counts as
+    equal: every sync writes the record again, and a slow sync without the map
+    copies both ways (a duplicate).
+    """
+    model = SyncModel()
+    model.add_on_pda(Entry("a\n\U0001f600\na", "1"))
+    model.sync(Mode.SLOW, Policy.DUPLICATE, propagate=True)
+    model.sync(Mode.FAST, Policy.DUPLICATE, propagate=True)
