@@ -131,14 +131,17 @@ class Plan:
     synced: Mapping[int, Synced]  # map entries already settled (not waiting on the card)
     conflicts: int
     skipped: tuple[str, ...]  # uids that stay on the PDA only (no number)
+    #: The card's rule for what it holds of a name (the planner's ``fits``).
+    fits: Callable[[str], str] = field(default=lambda name: name, compare=False)
 
     def ops(self) -> PdaOps:
         """The PdaOps message for these card actions."""
         out: list[Put | Delete] = []
         for ref, a in enumerate(self.to_card):
             if isinstance(a, CardPut):
-                # One line, bounded: the card holds far less anyway, the PDA keeps it all.
-                name = _CONTROL.sub(" ", a.entry.name)[:MAX_NAME]
+                # Names go as the card will hold them: exactly what `fits` (and so content
+                # matching) predicts, one line, and far inside the wire's bound.
+                name = _CONTROL.sub(" ", self.fits(a.entry.name))[:MAX_NAME]
                 out.append(Put(ref, a.record, name, a.entry.number or ""))
             else:
                 out.append(Delete(ref, a.record))
@@ -224,6 +227,10 @@ class _Builder:
     def pair(self, r: int, s: Synced, c: Entry, p: Entry, policy: Policy) -> None:
         """Both the record and its contact still exist."""
         if equivalent(c, p, self.fits):
+            self.keep(r, s.uid, c, p)
+        elif c == s.card and p == s.pda and self.mode in (Mode.FAST, Mode.SLOW):
+            # Unchanged on both sides since they were last settled, e.g. a name cleared
+            # on the card (the contact keeps its own: a vCard needs one): nothing to do.
             self.keep(r, s.uid, c, p)
         elif self.mode is Mode.REFRESH_FROM_CARD:
             self.update(s.uid, r, c, p)
@@ -314,6 +321,7 @@ def plan(
         b.synced,
         b.conflicts,
         tuple(b.skipped),
+        fits,
     )
 
 

@@ -186,15 +186,18 @@ def _carried(ch: str) -> bool:
 
 
 def card_name(name: str, alpha_len: int) -> str:
-    """What the card holds for a contact's ``name``: never raises, never empty for a real name.
+    """What the card holds for a contact's ``name`` (never raises; empty if nothing is left).
 
-    A run of control characters (a line break in a vCard FN) becomes one space; characters no
+    Control characters (a line break in a vCard FN) become spaces and runs of spaces
+    one (so dropping an emoji leaves no double space); characters no
     coding can carry (outside the BMP, e.g. emoji) are dropped; the rest is cut to
     the longest prefix that fits (``fit_name``). The phone writes this and the PDA
     uses the same rule to recognise the record, so the two always agree.
     """
-    cleaned = _CONTROL.sub(" ", "".join(c for c in name if _carried(c))).strip()
-    return fit_name(cleaned, alpha_len)
+    kept = "".join(c for c in name if _carried(c))
+    cleaned = " ".join(_CONTROL.sub(" ", kept).split())
+    # Strip again after cutting, so that card_name(card_name(x)) == card_name(x).
+    return fit_name(cleaned, alpha_len).rstrip()
 
 
 def fit_name(name: str, alpha_len: int) -> str:

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hypothesis import assume, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
@@ -62,9 +62,10 @@ def holds(card: Entry, contact: Entry) -> bool:
     """The card record is what the card holds for this contact (docs/sync.md)."""
     if card.number != contact.number:
         return False
-    return card.name in (contact.name, fits(contact.name)) or (
-        not card.name and contact.name == card.number
-    )
+    # A record without a name holds its contact's number; the name lives on the PDA
+    # only (a contact made from it is named by its number; a name cleared on the card
+    # stays cleared there, docs/sync.md).
+    return card.name in (contact.name, fits(contact.name)) or not card.name
 
 
 class EngineModel(RuleBasedStateMachine):
@@ -83,14 +84,6 @@ class EngineModel(RuleBasedStateMachine):
         self.db.close()
         self.tmp.cleanup()
 
-    def _assume_not_unnamed(self, r: int, entry: tuple[str, str]) -> None:
-        # Known planner bug (tests/syncproto/test_planner_model.py::
-        # test_a_name_removed_on_the_card_settles): a mapped record that loses its name
-        # (edited, or deleted and re-added in its slot) is kept out so the rest is checked.
-        state = self.db.load(ICCID, DB)
-        named = [m[r].card.name for m in (state.synced, state.pending_synced) if r in m]
-        assume(entry[0] or not any(named))
-
     def _size(self) -> int:
         return len(self.card.records) + len(self.store.scan())
 
@@ -99,7 +92,6 @@ class EngineModel(RuleBasedStateMachine):
     def add_on_card(self, entry: tuple[str, str]) -> None:
         free = self.card.free()
         assert free is not None
-        self._assume_not_unnamed(free, entry)
         r = self.card.add(*entry)
         self.fresh["card", r] = entry
 
@@ -115,7 +107,6 @@ class EngineModel(RuleBasedStateMachine):
     @rule(data=st.data(), entry=card_entries)
     def edit_on_card(self, data: st.DataObject, entry: tuple[str, str]) -> None:
         r = data.draw(st.sampled_from(sorted(self.card.records)))
-        self._assume_not_unnamed(r, entry)
         self.card.records[r] = entry
         self.fresh["card", r] = entry
 
@@ -124,11 +115,6 @@ class EngineModel(RuleBasedStateMachine):
     def edit_on_pda(self, data: st.DataObject, entry: tuple[str, str | None]) -> None:
         name, number = entry
         uid = data.draw(st.sampled_from(list(self.store.scan())))  # creation order: reproducible
-        # Same known bug, other way in: a refresh from the card (or card-wins) merges a
-        # nameless record into a renamed contact and keeps that name.
-        state = self.db.load(ICCID, DB)
-        maps = (state.synced, state.pending_synced)
-        assume(not any(s.uid == uid and not s.card.name for m in maps for s in m.values()))
         self.store.update_projection(uid, Projection(name, number))
         self.fresh["pda", uid] = (name, number)
 
