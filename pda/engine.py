@@ -223,6 +223,17 @@ class SyncEngine:
         pda = {
             u: Entry(c.projection.name, c.projection.number) for u, c in self.store.scan().items()
         }
+        # A mapped contact whose file cannot be read now is not a deletion: it counts
+        # as unchanged, and nothing is written to its file (the person's to repair).
+        frozen = {
+            s.uid
+            for s in self._synced.values()
+            if s.uid not in pda and self.store.unreadable(s.uid)
+        }
+        for s in self._synced.values():
+            if s.uid in frozen:
+                pda[s.uid] = s.pda
+                log.warning("contact file unreadable: left alone", uid=s.uid)
         self._plan = plan(
             mode=mode,
             card=self._card,
@@ -238,6 +249,8 @@ class SyncEngine:
             capacity=alert.records,
         )
         for a in self._plan.to_pda:
+            if a.uid in frozen:
+                continue
             if isinstance(a, CreateContact):
                 if self.store.get(a.uid) is None:
                     self.store.create(_projection(a.entry), uid=a.uid)

@@ -113,6 +113,10 @@ class ContactStore(Protocol):
         """Change only FN (N too when N was absent) and the preferred TEL; keep everything else."""
         ...
 
+    def unreadable(self, uid: str) -> bool:
+        """True when the contact's file exists but the last scan could not read it."""
+        ...
+
     def delete(self, uid: str) -> None:
         """Remove a contact (ContactNotFoundError when there is none)."""
         ...
@@ -243,6 +247,10 @@ class MemoryStore:
             rest = numbers[1:]
             numbers = rest if projection.number is None else (projection.number, *rest)
         self._contacts[uid] = _MemoryContact(projection.name, numbers, old.extra)
+
+    def unreadable(self, uid: str) -> bool:
+        """A memory store reads everything it holds."""
+        return False
 
     def delete(self, uid: str) -> None:
         """Remove a contact."""

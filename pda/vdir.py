@@ -210,6 +210,11 @@ class VdirStore:
         self._index = index
         return {uid: _info(row) for uid, row in index.items()}
 
+    def unreadable(self, uid: str) -> bool:
+        """True when the contact's file exists but the last scan could not read it."""
+        names = {os.path.basename(b.path) for b in self.bad_files}
+        return uid_filename(uid) in names or f"{uid}.vcf" in names
+
     def get(self, uid: str) -> ContactInfo | None:
         """One contact, read from its file now (BadContact when the file cannot be read)."""
         located = self._locate(uid)
