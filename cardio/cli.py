@@ -50,6 +50,9 @@ def _dump(args: argparse.Namespace) -> int:
         left = "unknown" if exc.tries_left is None else str(exc.tries_left)
         print(f"simsync card dump: PIN rejected; tries left: {left}", file=sys.stderr)
         return 3
+    except errors.SecurityNotSatisfied:
+        print("simsync card dump: the card needs its PIN: give --pin-file", file=sys.stderr)
+        return 3
     except errors.CardBlocked:
         print(
             "simsync card dump: the card's PIN is blocked (unblock it with the PUK)",
@@ -71,9 +74,9 @@ async def _read_phonebook(reader: str, pin: str | None, state_dir: Path) -> list
     from cardio.pcsc import PcscLink
 
     link: CardLink = PcscLink(reader)
-    state = CardStateDB(state_dir / "cards.sqlite")
+    await link.open()  # before any state is written: a wrong reader changes nothing
     try:
-        await link.open()
+        state = CardStateDB(state_dir / "cards.sqlite")
         try:
             card = await PhonebookCard.open(link, state, pin=pin, host_partner=state.host_partner())
             try:
@@ -82,9 +85,9 @@ async def _read_phonebook(reader: str, pin: str | None, state_dir: Path) -> list
             finally:
                 await card.close()  # a channel left open stays open on the card until reset
         finally:
-            await link.close()
+            state.close()
     finally:
-        state.close()
+        await link.close()
     return decode_phonebook(content)
 
 

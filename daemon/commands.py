@@ -115,8 +115,10 @@ def _sync(args: argparse.Namespace) -> int:
             bar.finish()
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
-    else:
+    elif result["ok"]:
         print(format_result(result))
+    else:
+        print(f"simsync sync: {format_result(result)}", file=sys.stderr)
     if not result["ok"] and result["error"]["code"] in ("bad_request", "unknown_pda"):
         return EX_CONFIG
     return 0 if result["ok"] else 1
@@ -126,7 +128,8 @@ def format_result(result: dict[str, Any]) -> str:
     """A result object as a few lines for people."""
     if not result["ok"]:
         err = result["error"]
-        return f"sync with {result['pda']} FAILED ({err['code']}): {err['message']}"
+        who = f" with {result['pda']}" if result["pda"] else ""
+        return f"sync{who} FAILED ({err['code']}): {err['message']}"
     tp, tc = result["to_pda"], result["to_card"]
     return (
         f"{result['mode']} sync with {result['pda']} in {result['duration_ms']} ms, "
@@ -140,4 +143,5 @@ def format_result(result: dict[str, Any]) -> str:
 def _demo(args: argparse.Namespace) -> int:
     from daemon.demo import default_demo_dir, run_demo
 
-    return asyncio.run(run_demo(args.dir or default_demo_dir()))
+    rerun = f"simsync demo --dir {args.dir}" if args.dir else "simsync demo"
+    return asyncio.run(run_demo(args.dir or default_demo_dir(), rerun=rerun))

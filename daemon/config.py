@@ -91,7 +91,9 @@ class Config:
         if name is None:
             if len(self.pdas) == 1:
                 return self.pdas[0]
-            names = ", ".join(p.name for p in self.pdas) or "none"
+            if not self.pdas:
+                raise ConfigError(self.path, "pda", "no [[pda]] table configured")
+            names = ", ".join(p.name for p in self.pdas)
             raise ConfigError(self.path, "pda", f"several PDAs configured ({names}): name one")
         for p in self.pdas:
             if p.name == name:

@@ -99,7 +99,7 @@ def _prepare(base: Path) -> tuple[Path, PdaDir, bool]:
     return image, pda_dir, not image.exists()
 
 
-async def run_demo(base: Path) -> int:
+async def run_demo(base: Path, *, rerun: str = "simsync demo") -> int:
     """Set up (or reuse) ``base``, serve the PDA, run two syncs, print what happened."""
     image, pda_dir, fresh = _prepare(base)
     if fresh:
@@ -121,13 +121,16 @@ async def run_demo(base: Path) -> int:
         serving.cancel()
     finally:
         await server.close()
+    vcfs = sorted(pda_dir.contacts.glob("*.vcf"))
+    named = [p for p in vcfs if p.name == "demo-bob.vcf"] or vcfs
+    example = named[0] if named else pda_dir.contacts / "demo-bob.vcf"
     print(
-        "\nTry a change, then run `simsync demo` again to see a fast sync move only it:\n"
-        f"  - edit a contact's FN or TEL in {pda_dir.contacts}/demo-bob.vcf, or add a .vcf there\n"
+        f"\nTry a change, then run `{rerun}` again to see a fast sync move only it:\n"
+        f"  - edit a contact's FN or TEL in {example}, or add a .vcf file to {pda_dir.contacts}\n"
         f"  - or change the card: `simsync card serve {image}` puts it in a PC/SC reader\n"
         f"  - see the card: `simsync card info {image}`\n"
-        f"  - run a sync by hand: `simsync sync --config {base / 'phone.toml'} --json`\n"
-        "    (with `simsync pda serve` running on the address in that file)",
+        f"  - or run the two sides yourself: `simsync pda serve {pda_dir.path} --listen {url}`\n"
+        f"    and, in another shell, `simsync sync --config {base / 'phone.toml'} --json`",
         file=sys.stdout,
     )
     return 0 if ok else 1

@@ -86,6 +86,7 @@ ProgressFn = Callable[[str, int, int], None]
 CONNECT_TIMEOUT = 15.0
 # Longest silence accepted from the PDA between two messages (its store work included).
 MESSAGE_TIMEOUT = 120.0
+_REMOTE_CODES = frozenset({"protocol_error", "internal", "card_full", "cancelled", "timeout"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 DB_ADN = 0x6F3A
 
@@ -167,6 +168,8 @@ def _error_for(exc: BaseException) -> tuple[str, str]:
             return "pin_rejected", f"the card rejected the PIN; tries left: {left}"
         case card_errors.CardBlocked():
             return "card_blocked", "the card's PIN is blocked; unblock it with the PUK"
+        case card_errors.SecurityNotSatisfied():
+            return "pin_rejected", "the card needs its PIN: set [card] pin_file in the config"
         case card_errors.NoReader() | card_errors.NoCard() | card_errors.CardRemoved():
             return "no_card", str(exc)
         case card_errors.ReaderGone() | card_errors.CardTimeout():
@@ -326,7 +329,10 @@ class _Conversation:
             ) from None
         msg = self.session.receive(frame)
         if isinstance(msg, Abort):
-            raise SyncError(msg.code, f"the PDA aborted the sync: {msg.message}")
+            # The PDA's word for why; a code it has no business sending (a config error
+            # of ours, say) must not make the phone's exit status lie.
+            code = msg.code if msg.code in _REMOTE_CODES else "protocol_error"
+            raise SyncError(code, f"the PDA aborted the sync ({msg.code}): {msg.message}")
         return msg
 
     async def abort(self, code: str, message: str) -> None:

@@ -87,6 +87,9 @@ def _allow(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if not args.listen.startswith("tcp://"):
+        # memory: is in-process only: no phone in another process could ever reach it.
+        return _fail(f"--listen {args.listen!r}: serve listens on tcp://HOST:PORT")
     try:
         d = PdaDir.open(args.dir)
         d.allowed()  # a malformed allow list is an error now, not at the first phone

@@ -1,0 +1,73 @@
+"""The daemon room's commands as a user runs them: demo, sync's exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from simcard import create_image
+
+
+def simsync(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "daemon.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_demo_runs_slow_then_fast_and_reruns_fast(tmp_path: Path) -> None:
+    first = simsync("demo", "--dir", str(tmp_path / "demo"))
+    assert first.returncode == 0, first.stderr
+    assert "(new)" in first.stdout
+    assert "slow sync with demo-pda" in first.stdout
+    assert "fast sync with demo-pda" in first.stdout
+    assert f"simsync demo --dir {tmp_path / 'demo'}" in first.stdout  # how to rerun this one
+    vcf = tmp_path / "demo" / "pda" / "contacts" / "demo-bob.vcf"
+    vcf.write_text(vcf.read_text().replace("TEL;TYPE=CELL:0612345679", "TEL;TYPE=CELL:0699999999"))
+    again = simsync("demo", "--dir", str(tmp_path / "demo"))
+    assert again.returncode == 0, again.stderr
+    assert "(reused)" in again.stdout
+    first_block = again.stdout.split("== second sync")[0]
+    assert "fast sync" in first_block
+    assert "to card: 0 added, 1 modified, 0 deleted" in first_block
+
+
+def config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "phone.toml"
+    path.write_text(f'[node]\nid = "p"\nstate_dir = "{tmp_path / "state"}"\n' + body)
+    return path
+
+
+def test_no_pda_configured_says_so_on_stderr_with_exit_78(tmp_path: Path) -> None:
+    res = simsync("sync", "--config", str(config(tmp_path, "")))
+    assert res.returncode == 78
+    assert res.stdout == ""
+    assert "no [[pda]] table configured" in res.stderr
+    assert "None" not in res.stderr
+
+
+def test_a_card_that_needs_a_pin_without_a_pin_file(tmp_path: Path) -> None:
+    image = tmp_path / "card.sqlite"
+    create_image(image, records=5)
+    dev = "ab" * 32
+    body = (
+        f'[card]\nimage = "{image}"\n'
+        f'[[pda]]\nname = "p"\naddress = "tcp://127.0.0.1:9"\ndevice_id = "{dev}"\n'
+    )
+    res = simsync("sync", "--config", str(config(tmp_path, body)), "--json")
+    assert res.returncode == 1
+    result = json.loads(res.stdout)
+    assert result["error"]["code"] == "pin_rejected"
+    assert "pin_file" in result["error"]["message"]
+
+
+def test_pda_serve_refuses_an_unreachable_listen_url(tmp_path: Path) -> None:
+    assert simsync("pda", "init", str(tmp_path / "pda")).returncode == 0
+    res = simsync("pda", "serve", str(tmp_path / "pda"), "--listen", "memory:x")
+    assert res.returncode == 1
+    assert "tcp://HOST:PORT" in res.stderr
