@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--state-dir",
         type=Path,
         default=None,
-        help="where the local copy lives (default: /var/lib/simsync as root)",
+        help="where the local copy lives (default: /var/lib/simsync as root, else "
+        "$XDG_STATE_HOME/simsync)",
     )
     p.set_defaults(func=_dump)
 

@@ -66,7 +66,7 @@ def _tel(number: str) -> str:
     """A projection number as a TEL value: the card's pause ``,`` is written ``p``.
 
     A comma separates list values in vCard, so it cannot stand in TEL; ``p`` is the
-    dialler (and RFC 3966) pause, which ``normalize_number`` reads back as ``,``.
+    diallers' pause, which ``normalize_number`` reads back as ``,``.
     """
     return number.replace(",", "p")
 

@@ -92,12 +92,23 @@ def _add_init(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Create IMAGE as a fresh card. Refuses to overwrite an existing file.",
     )
     p.add_argument("image", metavar="IMAGE", help="path of the new card image")
-    p.add_argument("--records", default="250", metavar="N", help="EF.ADN records, 1-254")
-    p.add_argument("--alpha-len", default="18", metavar="X", help="alpha identifier bytes, 1-241")
-    p.add_argument("--iccid", default=DEFAULT_ICCID, metavar="DIGITS", help="18-20 digits")
+    p.add_argument(
+        "--records", default="250", metavar="N", help="EF.ADN records, 1-254 (default 250)"
+    )
+    p.add_argument(
+        "--alpha-len", default="18", metavar="X", help="alpha identifier bytes, 1-241 (default 18)"
+    )
+    p.add_argument(
+        "--iccid",
+        default=DEFAULT_ICCID,
+        metavar="DIGITS",
+        help="18-20 digits (default: a Luhn-valid test ICCID)",
+    )
     p.add_argument("--pin", default="0000", help="CHV1, 4-8 digits (default 0000)")
-    p.add_argument("--puk", default="12345678", help="UNBLOCK CHV1, 8 digits")
-    p.add_argument("--partners", default="8", metavar="K", help="sync partner table size, 8-16")
+    p.add_argument("--puk", default="12345678", help="UNBLOCK CHV1, 8 digits (default 12345678)")
+    p.add_argument(
+        "--partners", default="8", metavar="K", help="sync partner table size, 8-16 (default 8)"
+    )
     p.add_argument(
         "--no-sync-applet",
         dest="sync_applet",
