@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from .errors import TransportSpecError
+from .errors import TransportClosed, TransportSpecError
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
@@ -96,6 +97,46 @@ class Listener(ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+class QueueListener(Listener):
+    """A listener whose driver queues incoming links with ``_deliver``.
+
+    ``accept`` waits on the queue; ``_close_pending`` (for the driver's ``close``)
+    closes links nobody accepted and wakes every waiting ``accept`` with
+    ``TransportClosed``.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pending: asyncio.Queue[FrameLink | None] = asyncio.Queue()
+        self._closed = False
+
+    def _deliver(self, link: FrameLink) -> None:
+        self._pending.put_nowait(link)
+
+    async def accept(self) -> FrameLink:
+        """Wait for the next peer."""
+        if self._closed:
+            raise TransportClosed(f"listener {self.url} is closed")
+        link = await self._pending.get()
+        if link is None:
+            self._pending.put_nowait(None)  # leave the marker for other waiting accepts
+            raise TransportClosed(f"listener {self.url} is closed")
+        return link
+
+    async def _close_pending(self) -> None:
+        while not self._pending.empty():
+            link = self._pending.get_nowait()
+            if link is not None:
+                await link.close()
+        self._pending.put_nowait(None)
+
+
+def reject_options(url: str, options: Mapping[str, object]) -> None:
+    """``TransportSpecError`` for options a driver does not take."""
+    if options:
+        raise TransportSpecError(f"unknown option(s) for {url}: {', '.join(sorted(options))}")
 
 
 @dataclass(frozen=True)

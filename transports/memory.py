@@ -11,7 +11,15 @@ import asyncio
 import re
 from collections.abc import Mapping
 
-from .base import DEFAULT_MAX_FRAME, FrameLink, Listener, TransportDriver, check_max_frame
+from .base import (
+    DEFAULT_MAX_FRAME,
+    FrameLink,
+    Listener,
+    QueueListener,
+    TransportDriver,
+    check_max_frame,
+    reject_options,
+)
 from .errors import ConnectFailed, FramingError, ListenFailed, TransportClosed, TransportSpecError
 
 __all__ = [
@@ -105,32 +113,20 @@ def memory_pair(
     return client, server
 
 
-class MemoryListener(Listener):
+class MemoryListener(QueueListener):
     """Accepts links opened to ``memory:NAME`` while registered in the hub."""
 
     def __init__(self, name: str, max_frame: int) -> None:
-        self.url = f"memory:{name}"
+        super().__init__(f"memory:{name}")
         self.max_frame = max_frame
         self._name = name
-        self._pending: asyncio.Queue[MemoryLink | None] = asyncio.Queue()
-        self._closed = False
 
     def _offer(self, max_frame: int) -> MemoryLink:
         # The pair agrees on the smaller limit, as two TCP ends configured differently would
         # simply fail on the larger frames; here we make the agreement explicit.
         client, server = memory_pair(self._name, min(max_frame, self.max_frame))
-        self._pending.put_nowait(server)
+        self._deliver(server)
         return client
-
-    async def accept(self) -> FrameLink:
-        """Wait for the next connection."""
-        if self._closed:
-            raise TransportClosed(f"listener {self.url} is closed")
-        link = await self._pending.get()
-        if link is None:
-            self._pending.put_nowait(None)  # leave the marker for other waiting accepts
-            raise TransportClosed(f"listener {self.url} is closed")
-        return link
 
     async def close(self) -> None:
         """Unregister the name, close links nobody accepted, and wake pending accepts."""
@@ -139,22 +135,13 @@ class MemoryListener(Listener):
         self._closed = True
         if _listeners.get(self._name) is self:
             del _listeners[self._name]
-        while not self._pending.empty():
-            link = self._pending.get_nowait()
-            if link is not None:
-                await link.close()
-        self._pending.put_nowait(None)
-
-
-def _no_options(url: str, options: Mapping[str, object]) -> None:
-    if options:
-        raise TransportSpecError(f"unknown option(s) for {url}: {', '.join(sorted(options))}")
+        await self._close_pending()
 
 
 async def connect(url: str, *, max_frame: int, options: Mapping[str, object]) -> FrameLink:
     """Driver entry: open a link to the listener registered as ``memory:NAME``."""
     name = parse_name(url)
-    _no_options(url, options)
+    reject_options(url, options)
     listener = _listeners.get(name)
     if listener is None:
         raise ConnectFailed(url, "nothing is listening on that name")
@@ -164,7 +151,7 @@ async def connect(url: str, *, max_frame: int, options: Mapping[str, object]) ->
 async def listen(url: str, *, max_frame: int, options: Mapping[str, object]) -> Listener:
     """Driver entry: register ``memory:NAME`` in the hub."""
     name = parse_name(url)
-    _no_options(url, options)
+    reject_options(url, options)
     if name in _listeners:
         raise ListenFailed(f"{url} is already being listened on in this process")
     listener = MemoryListener(name, max_frame)

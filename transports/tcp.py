@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .base import FrameLink, Listener, TransportDriver
-from .errors import ConnectFailed, ListenFailed, TransportClosed, TransportSpecError
+from .base import FrameLink, Listener, QueueListener, TransportDriver, reject_options
+from .errors import ConnectFailed, ListenFailed, TransportSpecError
 from .framing import StreamFrameLink
 
 __all__ = ["DRIVER", "TcpAddress", "TcpListener", "connect", "listen", "parse_tcp_url"]
@@ -54,11 +54,6 @@ def parse_tcp_url(url: str, *, allow_port_zero: bool = False) -> TcpAddress:
     return TcpAddress(host, port)
 
 
-def _no_options(url: str, options: Mapping[str, object]) -> None:
-    if options:
-        raise TransportSpecError(f"unknown option(s) for {url}: {', '.join(sorted(options))}")
-
-
 def _describe(writer: asyncio.StreamWriter, fallback: str) -> str:
     peername = writer.get_extra_info("peername")
     if isinstance(peername, tuple) and len(peername) >= 2:
@@ -69,7 +64,7 @@ def _describe(writer: asyncio.StreamWriter, fallback: str) -> str:
 async def connect(url: str, *, max_frame: int, options: Mapping[str, object]) -> FrameLink:
     """Driver entry: connect to ``tcp://HOST:PORT``."""
     address = parse_tcp_url(url)
-    _no_options(url, options)
+    reject_options(url, options)
     try:
         reader, writer = await asyncio.open_connection(address.host, address.port)
     except OSError as exc:  # refused, unreachable, name not resolved (gaierror)
@@ -77,15 +72,13 @@ async def connect(url: str, *, max_frame: int, options: Mapping[str, object]) ->
     return StreamFrameLink(reader, writer, _describe(writer, address.url), max_frame)
 
 
-class TcpListener(Listener):
+class TcpListener(QueueListener):
     """A listening TCP socket; ``url`` carries the real port when asked for port 0."""
 
     def __init__(self, server: asyncio.Server, url: str, max_frame: int) -> None:
-        self.url = url
+        super().__init__(url)
         self._server = server
         self._max_frame = max_frame
-        self._pending: asyncio.Queue[StreamFrameLink | None] = asyncio.Queue()
-        self._closed = False
 
     def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A plain callback (not a coroutine) so asyncio starts no task per connection.
@@ -93,17 +86,7 @@ class TcpListener(Listener):
         if self._closed:
             writer.close()
             return
-        self._pending.put_nowait(link)
-
-    async def accept(self) -> FrameLink:
-        """Wait for the next peer."""
-        if self._closed:
-            raise TransportClosed(f"listener {self.url} is closed")
-        link = await self._pending.get()
-        if link is None:
-            self._pending.put_nowait(None)  # leave the marker for other waiting accepts
-            raise TransportClosed(f"listener {self.url} is closed")
-        return link
+        self._deliver(link)
 
     async def close(self) -> None:
         """Stop listening and close connections nobody accepted."""
@@ -113,17 +96,13 @@ class TcpListener(Listener):
         # close() releases the listening sockets at once; wait_closed() is not awaited
         # because from Python 3.12 it also waits for every accepted link to close.
         self._server.close()
-        while not self._pending.empty():
-            link = self._pending.get_nowait()
-            if link is not None:
-                await link.close()
-        self._pending.put_nowait(None)
+        await self._close_pending()
 
 
 async def listen(url: str, *, max_frame: int, options: Mapping[str, object]) -> Listener:
     """Driver entry: listen on ``tcp://HOST:PORT`` (port 0 picks a free port)."""
     address = parse_tcp_url(url, allow_port_zero=True)
-    _no_options(url, options)
+    reject_options(url, options)
     holder: list[TcpListener] = []
 
     def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
