@@ -36,7 +36,26 @@ def check_max_frame(max_frame: int) -> int:
     return max_frame
 
 
-class FrameLink(ABC):
+class _Closing(ABC):
+    """``async with`` support for anything that has an async ``close``."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the resource (idempotent)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class FrameLink(_Closing):
     """A connected, reliable, ordered link that carries whole frames (byte strings).
 
     ``send`` and ``recv`` may run concurrently from different tasks; concurrent
@@ -61,19 +80,8 @@ class FrameLink(ABC):
     async def close(self) -> None:
         """Close the link (idempotent); the peer's ``recv`` then raises ``TransportClosed``."""
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-
-class Listener(ABC):
+class Listener(_Closing):
     """The server side of a transport: hands out one :class:`FrameLink` per peer."""
 
     #: The URL peers connect to (with the real port when listening on port 0).
@@ -86,17 +94,6 @@ class Listener(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Stop listening (idempotent); links not yet accepted are closed."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 class QueueListener(Listener):
