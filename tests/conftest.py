@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+
+# CI runs the same examples every time (a red run is then always reproducible, and
+# never a coin toss); developers' runs keep exploring new ones. A failure found
+# locally is saved in .hypothesis/ and replayed first until it is fixed.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 pytest_plugins: list[str] = ["tests.fixtures.pcsc"]
 
