@@ -228,9 +228,15 @@ class _Builder:
         """Both the record and its contact still exist."""
         if equivalent(c, p, self.fits):
             self.keep(r, s.uid, c, p)
-        elif c == s.card and p == s.pda and self.mode in (Mode.FAST, Mode.SLOW):
-            # Unchanged on both sides since they were last settled, e.g. a name cleared
-            # on the card (the contact keeps its own: a vCard needs one): nothing to do.
+        elif (
+            not c.name
+            and c.number == p.number
+            and (c, p) == (s.card, s.pda)
+            and self.mode in (Mode.FAST, Mode.SLOW)
+        ):
+            # A name cleared on the card (the contact keeps its own: a vCard needs one),
+            # settled and unchanged since: nothing to do. (Only this case: a pair that
+            # differs otherwise is a skipped write waiting to be retried.)
             self.keep(r, s.uid, c, p)
         elif self.mode is Mode.REFRESH_FROM_CARD:
             self.update(s.uid, r, c, p)
@@ -349,6 +355,14 @@ def _match_unmapped(
                 u = uids.pop(0)
                 del contacts[u], records[r]
                 b.keep(r, u, now[r], b.pda[u])
+    # Last, a record without a name pairs with any unpaired contact of its number: the
+    # name lives on the PDA only (a name cleared on the card, or one never pushed).
+    for r in sorted(records):
+        if not now[r].name:
+            match = next((c for c in sorted(contacts) if b.pda[c].number == now[r].number), None)
+            if match is not None:
+                del contacts[match], records[r]
+                b.keep(r, match, now[r], b.pda[match])
     for r, uid in sorted(records.items()):
         b.create(r, now[r], uid)
     for u, slot in sorted(contacts.items(), key=lambda item: item[0]):

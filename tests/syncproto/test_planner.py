@@ -211,3 +211,14 @@ def test_a_card_record_without_a_name_becomes_a_contact_named_by_its_number() ->
     assert [(a.record, a.entry) for a in named.to_card if isinstance(a, CardPut)] == [
         (4, Entry("Zoe", "+3312"))
     ]
+
+
+def test_a_skipped_write_is_retried_even_when_neither_side_changed_since() -> None:
+    # A refresh-from-pda (or pda-wins) write that the card skipped leaves the pair as
+    # it was: the card's old record against the contact. Nothing changes after that,
+    # and still the next sync must try again (only a cleared card name settles).
+    waiting = {1: Synced("u1", Entry("Ann", "1"), Entry("Ann", "99"))}
+    p = run(Mode.FAST, pda={"u1": Entry("Ann", "99")}, synced=waiting)
+    assert [(a.record, a.entry) for a in p.to_card if isinstance(a, CardPut)] == [
+        (1, Entry("Ann", "99"))
+    ]
