@@ -30,7 +30,7 @@ from pda.store import Projection
 from pda.vdir import VdirStore
 from simcard import DEFAULT_ICCID, create_image
 from tests.e2e.harness import Card
-from tests.fixtures.pcsc import READERS, REPO
+from tests.fixtures.pcsc import READERS, REPO, terminate
 
 PIN = "0000"
 DB_ADN = 0x6F3A
@@ -184,13 +184,7 @@ class PdaProcess:
         """SIGTERM, wait, by PID (SIGKILL if it hangs); no-op when not running."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        terminate(self.proc)
         self._close_pipe()
 
     def _close_pipe(self) -> None:

@@ -21,7 +21,7 @@ from cardio.codecs import AdnRecord
 from pda.node import PdaDir
 from pda.vcard import parse_card
 from simcard import open_image
-from tests.fixtures.pcsc import READERS, REPO, PcscConnection
+from tests.fixtures.pcsc import READERS, REPO, PcscConnection, terminate
 
 PIN = "0000"
 ALPHA = 18
@@ -132,13 +132,7 @@ class PdaProc:
         """SIGTERM by PID, then SIGKILL if it hangs."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        terminate(self.proc)
         assert self.proc.stdout is not None
         self.proc.stdout.close()
         self.proc = None
