@@ -291,16 +291,24 @@ async def _sync_card(
         try:
             peer = await tls_client(raw, identity, {run.pda.device_id})
             progress("connect", 1, 1)
+            conv = _Conversation(peer)
             try:
-                await _exchange(
+                await _converse(
+                    conv,
                     card,
-                    peer,
                     run=run,
                     requested=requested,
                     last=ns.last,
                     proposed=ns.proposed,
                     progress=progress,
                 )
+            except SyncError as exc:
+                if not conv.session.finished:
+                    await conv.abort(exc.code, exc.message)
+                raise
+            except (card_errors.CardioError, StateError) as exc:
+                await conv.abort("internal", f"phone-side card failure: {exc}")
+                raise
             finally:
                 await peer.close()  # close_notify, so the PDA sees an orderly end
         finally:
@@ -338,36 +346,6 @@ class _Conversation:
     async def abort(self, code: str, message: str) -> None:
         with contextlib.suppress(Exception):
             await self.link.send(self.session.send(Abort(code, message[:500])))
-
-
-async def _exchange(
-    card: PhonebookCard,
-    link: FrameLink,
-    *,
-    run: _Run,
-    requested: RequestedMode,
-    last: bytes | None,
-    proposed: bytes,
-    progress: ProgressFn,
-) -> None:
-    conv = _Conversation(link)
-    try:
-        await _converse(
-            conv,
-            card,
-            run=run,
-            requested=requested,
-            last=last,
-            proposed=proposed,
-            progress=progress,
-        )
-    except SyncError as exc:
-        if not conv.session.finished:
-            await conv.abort(exc.code, exc.message)
-        raise
-    except (card_errors.CardioError, StateError) as exc:
-        await conv.abort("internal", f"phone-side card failure: {exc}")
-        raise
 
 
 async def _converse(

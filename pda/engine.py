@@ -50,7 +50,7 @@ from syncproto import (
 
 from .cardstate import CardState, CardStateDB, CardStateError
 from .errors import PdaError
-from .store import ContactNotFoundError, ContactStore, Projection, StoreError
+from .store import ContactInfo, ContactNotFoundError, ContactStore, Projection, StoreError
 
 __all__ = ["SyncEngine", "SyncEngineError", "SyncOutcome", "prefix_fits"]
 
@@ -127,6 +127,7 @@ class SyncEngine:
         self._synced: dict[int, Synced] = {}
         self._card: dict[int, Entry | None] = {}
         self._plan: Plan | None = None
+        self._contacts: dict[str, ContactInfo] = {}
         self._skipped = 0
 
     @property
@@ -181,8 +182,9 @@ class SyncEngine:
 
     def _decide(self, alert: Alert) -> Mode:
         self._alert = alert
-        # Scan first: that is what notices a vdir re-created under a running server.
-        contacts = self.store.scan()
+        # Scan first: that is what notices a vdir re-created under a running server. The
+        # plan uses this same scan, so the wipe check and the plan see one address book.
+        contacts = self._contacts = self.store.scan()
         st = self.state.load(alert.iccid, alert.db)
         replaced = st.store_id is not None and st.store_id != self.store.store_id
         # Every .vcf gone but our dot-files kept reads as "a person deleted everything";
@@ -220,9 +222,7 @@ class SyncEngine:
         alert, mode = self._alert, self.session.mode
         assert alert is not None
         assert mode is not None
-        pda = {
-            u: Entry(c.projection.name, c.projection.number) for u, c in self.store.scan().items()
-        }
+        pda = {u: Entry(c.projection.name, c.projection.number) for u, c in self._contacts.items()}
         # A mapped contact whose file cannot be read now is not a deletion: it counts
         # as unchanged, and nothing is written to its file (the person's to repair).
         frozen = {
