@@ -174,8 +174,8 @@ class Rig:
             INS_NAMES.get(ins, f"INS {ins:02X}") for ins, _ in link.after_partner_newsync(partner)
         )
         return Measured(
-            label, run.mode or "?", run.to_pda.as_dict(), run.to_card.as_dict(), link.apdu_count,
-            link.tpdu_bytes, link.modeled_seconds, wall, after,
+            label, run.mode or "?", run.to_pda.to_json(), run.to_card.frozen().to_json(),
+            link.apdu_count, link.tpdu_bytes, link.modeled_seconds, wall, after,
         )  # fmt: skip
 
     async def full_read(self, records: int, model: LinkModel) -> Measured:

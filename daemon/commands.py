@@ -7,13 +7,19 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from daemon.config import EX_CONFIG, Config, ConfigError, load_config
+from syncproto.codes import ErrorCode
+
+if TYPE_CHECKING:
+    from daemon.result import SyncResult
 
 __all__ = ["register"]
 
 MODES = ("auto", "slow", "refresh-from-card", "refresh-from-pda")
+# Failures that are the config's fault exit 78 (EX_CONFIG), like a config that does not load.
+_CONFIG_CODES = frozenset({ErrorCode.BAD_REQUEST, ErrorCode.UNKNOWN_PDA})
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -114,29 +120,29 @@ def _sync(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.finish()
     if args.json:
-        print(json.dumps(result, ensure_ascii=False))
-    elif result["ok"]:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+    elif result.ok:
         print(format_result(result))
     else:
         print(f"simsync sync: {format_result(result)}", file=sys.stderr)
-    if not result["ok"] and result["error"]["code"] in ("bad_request", "unknown_pda"):
+    if result.error is not None and result.error.code in _CONFIG_CODES:
         return EX_CONFIG
-    return 0 if result["ok"] else 1
+    return 0 if result.ok else 1
 
 
-def format_result(result: dict[str, Any]) -> str:
+def format_result(result: SyncResult) -> str:
     """A result object as a few lines for people."""
-    if not result["ok"]:
-        err = result["error"]
-        who = f" with {result['pda']}" if result["pda"] else ""
-        return f"sync{who} FAILED ({err['code']}): {err['message']}"
-    tp, tc = result["to_pda"], result["to_card"]
+    if result.error is not None:
+        who = f" with {result.pda}" if result.pda else ""
+        return f"sync{who} FAILED ({result.error.code}): {result.error.message}"
+    tp, tc = result.to_pda, result.to_card
     return (
-        f"{result['mode']} sync with {result['pda']} in {result['duration_ms']} ms, "
-        f"{result['apdus']} APDUs\n"
-        f"  to PDA:  {tp['added']} added, {tp['modified']} modified, {tp['deleted']} deleted\n"
-        f"  to card: {tc['added']} added, {tc['modified']} modified, {tc['deleted']} deleted\n"
-        f"  conflicts: {result['conflicts']}, skipped: {result['skipped']}"
+        f"{result.mode} sync with {result.pda} in {result.duration_ms} ms, "
+        f"{result.apdus} APDUs\n"
+        f"  to PDA:  {tp.added} added, {tp.modified} modified, {tp.deleted} deleted\n"
+        f"  to card: {tc.added} added, {tc.modified} modified, {tc.deleted} deleted\n"
+        f"  conflicts: {result.conflicts}, skipped: {result.skipped}, "
+        f"set aside: {result.set_aside}"
     )
 
 

@@ -117,7 +117,7 @@ async def run_demo(base: Path, *, rerun: str = "simsync demo") -> int:
         for label in ("first sync", "second sync"):
             result = await run_sync(config, "demo-pda", "auto")
             print(f"\n== {label}\n{format_result(result)}")
-            ok = ok and bool(result["ok"])
+            ok = ok and result.ok
         serving.cancel()
     finally:
         await server.close()

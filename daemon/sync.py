@@ -21,7 +21,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
@@ -40,6 +39,7 @@ from cardio.session import PhonebookCard
 from cardio.sync import ChangeKind
 from daemon.config import Config, ConfigError, PdaConfig, read_pin_file
 from daemon.errors import DaemonError
+from daemon.result import Counts, SyncFailure, SyncResult
 from syncproto import (
     Abort,
     Alert,
@@ -64,6 +64,7 @@ from syncproto import (
     Skipped,
     Stored,
 )
+from syncproto.codes import REMOTE_CODES, ErrorCode
 from syncproto.messages import MAX_ITEMS
 from transports import (
     ConnectFailed,
@@ -86,7 +87,6 @@ ProgressFn = Callable[[str, int, int], None]
 CONNECT_TIMEOUT = 15.0
 # Longest silence accepted from the PDA between two messages (its store work included).
 MESSAGE_TIMEOUT = 120.0
-_REMOTE_CODES = frozenset({"protocol_error", "internal", "card_full", "cancelled", "timeout"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 DB_ADN = 0x6F3A
 
@@ -96,7 +96,7 @@ class SyncError(DaemonError):
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = ErrorCode(code)
         self.message = message
 
 
@@ -106,8 +106,8 @@ class _Counts:
     modified: int = 0
     deleted: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return {"added": self.added, "modified": self.modified, "deleted": self.deleted}
+    def frozen(self) -> Counts:
+        return Counts(self.added, self.modified, self.deleted)
 
 
 @dataclass
@@ -115,7 +115,7 @@ class _Run:
     pda: PdaConfig
     mode: str | None = None
     to_card: _Counts = field(default_factory=_Counts)
-    to_pda: _Counts = field(default_factory=_Counts)
+    to_pda: Counts = field(default_factory=Counts)
     conflicts: int = 0
     skipped: int = 0
     apdus: int = 0
@@ -158,35 +158,38 @@ async def open_card_link(config: Config) -> AsyncIterator[CardLink]:
         await link.close()
 
 
-def _error_for(exc: BaseException) -> tuple[str, str]:
+def _error_for(exc: BaseException) -> tuple[ErrorCode, str]:
     """Map any failure to spec/mqtt.md's (code, message)."""
     match exc:
         case SyncError():
             return exc.code, exc.message
         case card_errors.PinRejected():
             left = "unknown" if exc.tries_left is None else exc.tries_left
-            return "pin_rejected", f"the card rejected the PIN; tries left: {left}"
+            return ErrorCode.PIN_REJECTED, f"the card rejected the PIN; tries left: {left}"
         case card_errors.CardBlocked():
-            return "card_blocked", "the card's PIN is blocked; unblock it with the PUK"
+            return ErrorCode.CARD_BLOCKED, "the card's PIN is blocked; unblock it with the PUK"
         case card_errors.SecurityNotSatisfied():
-            return "pin_rejected", "the card needs its PIN: set [card] pin_file in the config"
+            return (
+                ErrorCode.PIN_REJECTED,
+                "the card needs its PIN: set [card] pin_file in the config",
+            )
         case card_errors.NoReader() | card_errors.NoCard() | card_errors.CardRemoved():
-            return "no_card", str(exc)
+            return ErrorCode.NO_CARD, str(exc)
         case card_errors.ReaderGone() | card_errors.CardTimeout():
-            return "no_card", str(exc)
+            return ErrorCode.NO_CARD, str(exc)
         case PeerRejected() | RejectedByPeer():
-            return "peer_rejected", str(exc)
+            return ErrorCode.PEER_REJECTED, str(exc)
         case TransportTimeout():
-            return "timeout", str(exc)
+            return ErrorCode.TIMEOUT, str(exc)
         case ConnectFailed() | TransportClosed():
-            return "pda_unreachable", str(exc)
+            return ErrorCode.PDA_UNREACHABLE, str(exc)
         case ProtocolError():
-            return "protocol_error", str(exc)
+            return ErrorCode.PROTOCOL_ERROR, str(exc)
         case ConfigError():
-            return "bad_request", str(exc)
+            return ErrorCode.BAD_REQUEST, str(exc)
         case TransportError() | card_errors.CardioError() | StateError():
-            return "internal", str(exc)
-    return "internal", f"{type(exc).__name__}: {exc}"
+            return ErrorCode.INTERNAL, str(exc)
+    return ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"
 
 
 def _requested_mode(mode: str) -> RequestedMode:
@@ -207,14 +210,14 @@ async def run_sync(
     *,
     request_id: str | None = None,
     progress: ProgressFn | None = None,
-) -> dict[str, Any]:
+) -> SyncResult:
     """Run one whole sync; never raises for sync failures: the result says ``ok``/``error``."""
     started = time.monotonic()
     started_at = _now()
     rid = request_id or secrets.token_hex(6)
     pda: PdaConfig | None = None
     run: _Run | None = None
-    error: dict[str, str] | None = None
+    error: SyncFailure | None = None
     try:
         requested = _requested_mode(mode)
         pda = config.pda(pda_name)
@@ -222,27 +225,26 @@ async def run_sync(
         with structlog.contextvars.bound_contextvars(sync_id=rid, pda=pda.name):
             await _sync(config, run, requested, progress or (lambda _p, _d, _t: None))
     except ConfigError as exc:
-        code = "unknown_pda" if exc.key == "pda" else "bad_request"
-        error = {"code": code, "message": str(exc)}
+        code = ErrorCode.UNKNOWN_PDA if exc.key == "pda" else ErrorCode.BAD_REQUEST
+        error = SyncFailure(code, str(exc))
     except Exception as exc:  # every failure becomes a result; the caller logs nothing twice
         code, message = _error_for(exc)
-        log.warning("sync failed", code=code, error=message)
-        error = {"code": code, "message": message}
-    return {
-        "id": rid,
-        "pda": pda.name if pda else pda_name,
-        "ok": error is None,
-        "mode": run.mode if run else None,
-        "to_pda": (run.to_pda if run else _Counts()).as_dict(),
-        "to_card": (run.to_card if run else _Counts()).as_dict(),
-        "conflicts": run.conflicts if run else 0,
-        "skipped": run.skipped if run else 0,
-        "apdus": run.apdus if run else 0,
-        "duration_ms": round((time.monotonic() - started) * 1000),
-        "started_at": started_at,
-        "finished_at": _now(),
-        "error": error,
-    }
+        log.warning("sync failed", code=str(code), error=message)
+        error = SyncFailure(code, message)
+    return SyncResult(
+        id=rid,
+        pda=pda.name if pda else pda_name,
+        mode=run.mode if run else None,
+        to_pda=run.to_pda if run else Counts(),
+        to_card=run.to_card.frozen() if run else Counts(),
+        conflicts=run.conflicts if run else 0,
+        skipped=run.skipped if run else 0,
+        apdus=run.apdus if run else 0,
+        duration_ms=round((time.monotonic() - started) * 1000),
+        started_at=started_at,
+        finished_at=_now(),
+        error=error,
+    )
 
 
 async def _sync(config: Config, run: _Run, requested: RequestedMode, progress: ProgressFn) -> None:
@@ -307,7 +309,7 @@ async def _sync_card(
                     await conv.abort(exc.code, exc.message)
                 raise
             except (card_errors.CardioError, StateError) as exc:
-                await conv.abort("internal", f"phone-side card failure: {exc}")
+                await conv.abort(ErrorCode.INTERNAL, f"phone-side card failure: {exc}")
                 raise
             finally:
                 await peer.close()  # close_notify, so the PDA sees an orderly end
@@ -339,7 +341,7 @@ class _Conversation:
         if isinstance(msg, Abort):
             # The PDA's word for why; a code it has no business sending (a config error
             # of ours, say) must not make the phone's exit status lie.
-            code = msg.code if msg.code in _REMOTE_CODES else "protocol_error"
+            code = msg.code if msg.code in REMOTE_CODES else ErrorCode.PROTOCOL_ERROR
             raise SyncError(code, f"the PDA aborted the sync ({msg.code}): {msg.message}")
         return msg
 
@@ -398,7 +400,7 @@ async def _converse(
     done = await conv.recv()
     assert isinstance(done, Done)
     progress("commit", 1, 1)
-    run.to_pda = _Counts(done.added, done.modified, done.deleted)
+    run.to_pda = Counts(done.added, done.modified, done.deleted)
     run.conflicts = done.conflicts
     # The PDA's count includes the ops the phone reported Skipped (card full, not encodable).
     run.skipped = done.skipped

@@ -47,6 +47,7 @@ from syncproto import (
     plan,
     settle,
 )
+from syncproto.codes import ErrorCode
 
 from .cardstate import CardState, CardStateDB, CardStateError
 from .errors import PdaError
@@ -147,16 +148,16 @@ class SyncEngine:
         try:
             reply = self._dispatch(msg)
         except PlanError as exc:  # the phone's results contradict the map: its fault
-            return self._fail("protocol_error", exc)
+            return self._fail(ErrorCode.PROTOCOL_ERROR, exc)
         except (StoreError, CardStateError) as exc:
-            return self._fail("internal", exc)
+            return self._fail(ErrorCode.INTERNAL, exc)
         if reply is None:
             return []
         try:
             return [self.session.send(reply)]
         except ProtocolError as exc:  # a reply we must not send: a bug here, not the phone's
             self.error = exc
-            return [self.session.send(Abort("internal", str(exc)[:500]))]
+            return [self.session.send(Abort(ErrorCode.INTERNAL, str(exc)[:500]))]
 
     def _fail(self, code: str, exc: Exception) -> list[bytes]:
         self.error = SyncEngineError(f"{code}: {exc}")

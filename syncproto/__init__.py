@@ -4,6 +4,7 @@ Imports nothing of ours and does no I/O; docs/protocol.md is the wire contract.
 """
 
 from .codec import MAX_FRAME, decode, encode
+from .codes import REMOTE_CODES, ErrorCode
 from .errors import (
     LocalProtocolError,
     PlanError,
@@ -61,6 +62,7 @@ __all__ = [
     "MAX_ITEMS",
     "MAX_RECORDS",
     "PROTOCOL_VERSION",
+    "REMOTE_CODES",
     "TRANSITIONS",
     "Abort",
     "Alert",
@@ -78,6 +80,7 @@ __all__ = [
     "DeleteContact",
     "Done",
     "Entry",
+    "ErrorCode",
     "LocalProtocolError",
     "Message",
     "Mode",

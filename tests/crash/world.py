@@ -107,7 +107,8 @@ def make_template(root: Path) -> Path:
             )  # fmt: skip
             config = load_config(path)
             pda.allow(phone_identity(config).device_id)
-            return [await run_sync(config, "pda"), await run_sync(config, "pda")]
+            first = await run_sync(config, "pda")
+            return [first.to_json(), (await run_sync(config, "pda")).to_json()]
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

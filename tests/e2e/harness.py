@@ -219,7 +219,7 @@ class World:
         return pda
 
     async def sync(self, pda: str, mode: str = "auto") -> dict[str, Any]:
-        return await run_sync(self.config(), pda, mode)
+        return (await run_sync(self.config(), pda, mode)).to_json()
 
     async def close(self) -> None:
         for pda in self.pdas.values():

@@ -73,8 +73,8 @@ def test_error_codes_and_exit_statuses(
     assert proc.returncode == 0, proc.stdout
     result = json.loads(proc.stdout)
     assert set(result) == {
-        "id", "pda", "ok", "mode", "to_pda", "to_card", "conflicts", "skipped", "apdus",
-        "duration_ms", "started_at", "finished_at", "error",
+        "id", "pda", "ok", "mode", "to_pda", "to_card", "conflicts", "skipped", "set_aside",
+        "apdus", "duration_ms", "started_at", "finished_at", "error",
     }  # fmt: skip
     assert (result["ok"], result["error"], result["pda"]) == (True, None, "pda1")
     # The right PIN reset the counter: a wrong one now has 2 tries left again.
