@@ -236,6 +236,12 @@ class Abort:
     code: str
     message: str
 
+    def __post_init__(self) -> None:
+        # An ErrorCode (a str subclass) travels as its plain string, so the strict
+        # type check in `check` and the CBOR encoding see exactly a str.
+        if isinstance(self.code, str) and type(self.code) is not str:
+            object.__setattr__(self, "code", str(self.code))
+
 
 Message = Alert | AlertReply | CardData | PdaOps | Applied | Prepared | Committed | Done | Abort
 
