@@ -16,7 +16,7 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-pytest_plugins: list[str] = ["tests.fixtures.pcsc"]
+pytest_plugins: list[str] = ["tests.fixtures.pcsc", "tests.fixtures.bluez"]
 
 
 @pytest.fixture(autouse=True)
