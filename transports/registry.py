@@ -26,6 +26,7 @@ __all__ = [
 #: scheme -> "package.module:ATTR" of its driver (imported lazily).
 TRANSPORTS: dict[str, str] = {
     "memory": "transports.memory:DRIVER",
+    "serial": "transports.serial:DRIVER",
     "tcp": "transports.tcp:DRIVER",
 }
 

@@ -1,4 +1,7 @@
-"""One contract, run against every FrameLink: memory, tcp, and each wrapped in TLS."""
+"""One contract, run against every FrameLink: memory, tcp, serial, and each wrapped in TLS.
+
+The kinds come from ``conftest.SITES``; a new transport joins by adding its site.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,24 @@ import os
 
 import pytest
 
-from transports import DEFAULT_MAX_FRAME, FrameLink, FramingError, TransportClosed
+from transports import (
+    DEFAULT_MAX_FRAME,
+    ConnectFailed,
+    FrameLink,
+    FramingError,
+    TransportClosed,
+    TransportError,
+    TransportTimeout,
+    listen,
+    open_transport,
+)
+
+from .conftest import Site, connected_at
 
 Pair = tuple[FrameLink, FrameLink]
+
+#: MiB each way in the large transfer; a tty link in Python moves about 1 MiB/s.
+LARGE_ROUNDS = {"serial": 2}
 
 SIZES = [0, 1, 3, 4, 5, 255, 16383, 16384, 16385, 65536, 300_001, DEFAULT_MAX_FRAME]
 
@@ -92,10 +110,11 @@ class TestFrameLinkContract:
         await sent
         assert sorted(got) == sorted(frames)
 
-    async def test_large_transfer(self, pair: Pair) -> None:
+    async def test_large_transfer(self, pair: Pair, request: pytest.FixtureRequest) -> None:
         client, server = pair
         blob = os.urandom(DEFAULT_MAX_FRAME)
-        rounds = 12  # 12 MiB each way
+        kind = request.node.callspec.params["pair"].split("+")[0]
+        rounds = LARGE_ROUNDS.get(kind, 12)  # 12 MiB each way where the link is fast
 
         async def send_all(link: FrameLink) -> None:
             for _ in range(rounds):
@@ -126,3 +145,68 @@ class TestFrameLinkContract:
         assert client.peer
         assert server.peer
         assert client.peer != server.peer
+
+
+class TestConnectionContract:
+    """Connecting, peers that vanish, and listeners: each base transport alike."""
+
+    async def test_a_vanished_peer_is_a_transport_error(self, site: Site) -> None:
+        client, server, listener = await connected_at(site)
+        try:
+            await client.send(b"before")
+            assert await server.recv() == b"before"
+            await site.vanish(server)
+            with pytest.raises(TransportError):
+                await client.recv()
+            with pytest.raises(TransportError):  # and it stays failed
+                await client.recv()
+        finally:
+            await client.close()
+            await server.close()
+            await listener.close()
+
+    async def test_connecting_where_nobody_listens_fails_in_time(self, site: Site) -> None:
+        listener = await listen(site.listen_url, **site.options)
+        url = site.connect_url(listener)
+        await listener.close()
+        with pytest.raises((ConnectFailed, TransportTimeout)):
+            await open_transport(url, timeout=5, **site.options)
+
+    async def test_listener_serves_peer_after_peer(self, site: Site) -> None:
+        listener = await listen(site.listen_url, **site.options)
+        try:
+            for n in range(3):
+                client, server = await asyncio.gather(
+                    open_transport(site.connect_url(listener), **site.options), listener.accept()
+                )
+                await client.send(b"hello %d" % n)
+                assert await server.recv() == b"hello %d" % n
+                await server.send(b"bye")
+                assert await client.recv() == b"bye"
+                await client.close()
+                with pytest.raises(TransportClosed):
+                    await server.recv()
+                await server.close()
+        finally:
+            await listener.close()
+
+    async def test_closing_a_listener_ends_accepts_and_unaccepted_links(self, site: Site) -> None:
+        listener = await listen(site.listen_url, **site.options)
+        url = site.connect_url(listener)
+        first, accepted = await asyncio.gather(
+            open_transport(url, **site.options), listener.accept()
+        )
+        await first.close()
+        await accepted.close()
+        unaccepted = await open_transport(url, **site.options)  # nobody accepts it
+        waiters = [asyncio.create_task(listener.accept()) for _ in range(2)]
+        await listener.close()
+        for waiter in waiters:
+            with pytest.raises(TransportClosed):
+                await waiter
+        with pytest.raises(TransportClosed):
+            await listener.accept()
+        with pytest.raises(TransportClosed):
+            await unaccepted.recv()
+        await unaccepted.close()
+        await listener.close()  # idempotent
