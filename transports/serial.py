@@ -38,11 +38,11 @@ _FAST = 57600  # from this baud rate on: big packets and a wide window
 _REOPEN_MAX = 2.0  # seconds between tries to reopen a listener's tty after a hang-up
 
 
-def _options(url: str, options: Mapping[str, object]) -> float:
+def _options(url: str, address: SerialAddress, options: Mapping[str, object]) -> float:
     unknown = sorted(set(options) - {"dead_after"})
     if unknown:
         raise TransportSpecError(f"unknown option(s) for {url}: {', '.join(unknown)}")
-    dead = options.get("dead_after", DEFAULT_DEAD_AFTER)
+    dead = options.get("dead_after", address.dead_after or DEFAULT_DEAD_AFTER)
     if isinstance(dead, bool) or not isinstance(dead, int | float) or not dead > 0:
         raise TransportSpecError(f"dead_after must be a positive number of seconds, got {dead!r}")
     return float(dead)
@@ -321,7 +321,7 @@ def _open(address: SerialAddress, url: str, error: Callable[[str], TransportErro
 async def connect(url: str, *, max_frame: int, options: Mapping[str, object]) -> FrameLink:
     """Driver entry: open the tty and start a session with the peer on the line."""
     address = parse_serial_url(url)
-    dead_after = _options(url, options)
+    dead_after = _options(url, address, options)
     fd = _open(address, url, lambda why: ConnectFailed(url, why))
     port = _Port(address, fd, max_frame=max_frame, dead_after=dead_after)
     sid = secrets.randbelow(0xFFFF) + 1
@@ -396,7 +396,7 @@ class SerialListener(Listener):
 async def listen(url: str, *, max_frame: int, options: Mapping[str, object]) -> Listener:
     """Driver entry: open the tty and wait for sessions on it."""
     address = parse_serial_url(url)
-    dead_after = _options(url, options)
+    dead_after = _options(url, address, options)
     fd = _open(address, url, lambda why: ListenFailed(f"cannot listen on {url}: {why}"))
     return SerialListener(_Port(address, fd, max_frame=max_frame, dead_after=dead_after))
 

@@ -45,15 +45,18 @@ class SerialAddress:
 
     path: str
     baud: int
+    #: Seconds of silence after which the peer counts as gone (``None``: the default).
+    dead_after: float | None = None
 
     @property
     def url(self) -> str:
         """The canonical URL."""
-        return f"serial://{self.path}?baud={self.baud}"
+        extra = "" if self.dead_after is None else f"&dead_after={self.dead_after:g}"
+        return f"serial://{self.path}?baud={self.baud}{extra}"
 
 
 def parse_serial_url(url: str) -> SerialAddress:
-    """Parse ``serial:///dev/TTY[?baud=N]``; ``TransportSpecError`` naming what is wrong."""
+    """Parse ``serial:///dev/TTY[?baud=N][&dead_after=S]``; ``TransportSpecError`` if bad."""
     hint = "expected serial:///dev/TTY?baud=N"
     try:
         parts = urlsplit(url)
@@ -75,23 +78,36 @@ def parse_serial_url(url: str) -> SerialAddress:
     except ValueError as exc:
         raise TransportSpecError(f"bad serial URL {url!r}: malformed query ({hint})") from exc
     keys = [k for k, _ in query]
-    unknown = sorted(set(keys) - {"baud"})
+    unknown = sorted(set(keys) - {"baud", "dead_after"})
     if unknown:
         raise TransportSpecError(
-            f"bad serial URL {url!r}: unknown parameter(s) {', '.join(unknown)} (only baud)"
+            f"bad serial URL {url!r}: unknown parameter(s) {', '.join(unknown)} "
+            "(known: baud, dead_after)"
         )
-    if len(keys) > 1:
-        raise TransportSpecError(f"bad serial URL {url!r}: baud given twice")
+    params = dict(query)
+    if len(params) < len(keys):
+        raise TransportSpecError(f"bad serial URL {url!r}: a parameter is given twice")
     baud = DEFAULT_BAUD
-    if query:
-        text = query[0][1]
+    if "baud" in params:
+        text = params["baud"]
         if not text.isdigit() or int(text) not in BAUD_RATES:
             raise TransportSpecError(
                 f"bad serial URL {url!r}: baud must be one of "
                 f"{', '.join(map(str, BAUD_RATES))}, got {text!r}"
             )
         baud = int(text)
-    return SerialAddress(parts.path, baud)
+    dead_after = None
+    if "dead_after" in params:
+        try:
+            dead_after = float(params["dead_after"])
+        except ValueError:
+            dead_after = -1.0
+        if not 0.1 <= dead_after <= 3600:
+            raise TransportSpecError(
+                f"bad serial URL {url!r}: dead_after must be 0.1-3600 seconds, "
+                f"got {params['dead_after']!r}"
+            )
+    return SerialAddress(parts.path, baud, dead_after)
 
 
 def open_tty(address: SerialAddress) -> int:

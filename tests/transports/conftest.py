@@ -125,7 +125,7 @@ async def pair(
     """A connected (client, server) pair of the parametrised kind, closed afterwards."""
     kind: str = request.param
     async with contextlib.AsyncExitStack() as stack:
-        found = await stack.enter_async_context(SITES[kind.split("+")[0]]())
+        found = await stack.enter_async_context(SITES[kind.split("+", maxsplit=1)[0]]())
         client, server, listener = await connected_at(found)
         try:
             if kind.endswith("+tls"):
