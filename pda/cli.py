@@ -50,7 +50,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--listen",
         default="tcp://127.0.0.1:7878",
         metavar="URL",
-        help="where to listen, e.g. tcp://0.0.0.0:7878 (default: tcp://127.0.0.1:7878)",
+        help="where to listen: tcp://HOST:PORT, or a tty such as "
+        "serial:///dev/rfcomm0?baud=115200 (one phone at a time on a tty) "
+        "(default: tcp://127.0.0.1:7878)",
     )
     p.set_defaults(func=_serve)
 
@@ -87,9 +89,11 @@ def _allow(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    if not args.listen.startswith("tcp://"):
+    if args.listen.startswith("memory:"):
         # memory: is in-process only: no phone in another process could ever reach it.
-        return _fail(f"--listen {args.listen!r}: serve listens on tcp://HOST:PORT")
+        return _fail(
+            f"--listen {args.listen!r}: serve listens on tcp://HOST:PORT or serial:///dev/TTY"
+        )
     try:
         d = PdaDir.open(args.dir)
         d.allowed()  # a malformed allow list is an error now, not at the first phone

@@ -309,12 +309,11 @@ class TlsLink(FrameLink):
                     await self._flush()
             try:
                 record = await self._link.recv()
-            except TransportClosed:
+            except TransportClosed as exc:
                 if self._closed:
                     raise
-                self._end(
-                    TransportClosed(f"{self.peer} closed the link without a TLS close_notify")
-                )
+                # Keep the inner link's reason: "line dropped" is not "peer closed".
+                self._end(TransportClosed(f"link ended without a TLS close_notify: {exc}"))
                 return
             self._incoming.write(record)
             return

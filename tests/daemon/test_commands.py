@@ -70,4 +70,4 @@ def test_pda_serve_refuses_an_unreachable_listen_url(tmp_path: Path) -> None:
     assert simsync("pda", "init", str(tmp_path / "pda")).returncode == 0
     res = simsync("pda", "serve", str(tmp_path / "pda"), "--listen", "memory:x")
     assert res.returncode == 1
-    assert "tcp://HOST:PORT" in res.stderr
+    assert "tcp://HOST:PORT or serial:///dev/TTY" in res.stderr

@@ -60,9 +60,22 @@ def test_device_id_accepts_colons_and_case(tmp_path: Path) -> None:
             "port",
         ),
         (
-            PDA.replace("tcp://h:1", "ble://AA:BB:CC:DD:EE:FF") + 'device_id = "' + DEV + '"\n',
+            PDA.replace("tcp://h:1", "irda://0") + 'device_id = "' + DEV + '"\n',
             "pda[0].address",
-            "known: memory, tcp",
+            "unknown transport scheme 'irda' in 'irda://0'; known: memory, ",
+        ),
+        (
+            PDA.replace("tcp://h:1", "serial://dev/rfcomm0") + 'device_id = "' + DEV + '"\n',
+            "pda[0].address",
+            "three slashes",
+        ),
+        (
+            PDA.replace("tcp://h:1", "serial:///dev/rfcomm0?baud=1")
+            + 'device_id = "'
+            + DEV
+            + '"\n',
+            "pda[0].address",
+            "baud must be one of",
         ),
         ('[mqtt]\nbroker = "x"\n', "mqtt", "unknown section"),
         (PDA + 'device_id = "xyz"\n', "pda[0].device_id", "64 hex"),
@@ -83,6 +96,12 @@ def test_bad_config_names_file_key_and_problem(
     assert exc.value.key == key
     assert problem in exc.value.problem
     assert str(p) in str(exc.value)
+
+
+def test_serial_addresses_are_accepted(tmp_path: Path) -> None:
+    for address in ("serial:///dev/rfcomm0", "serial:///dev/ircomm0?baud=9600&dead_after=30"):
+        p = write(tmp_path, PDA.replace("tcp://h:1", address) + f'device_id = "{DEV}"\n')
+        assert load_config(p).pdas[0].address == address
 
 
 def test_duplicate_pda_names_rejected(tmp_path: Path) -> None:

@@ -164,9 +164,9 @@ class Pda:
         path.write_text(text, encoding="utf-8", newline="")
         return path
 
-    async def start(self) -> str:
+    async def start(self, listen: str = "tcp://127.0.0.1:0") -> str:
         self.server = PdaServer(self.dir)
-        url = await self.server.start("tcp://127.0.0.1:0")
+        url = await self.server.start(listen)
         self._task = asyncio.create_task(self.server.serve_forever())
         return url
 
@@ -210,10 +210,19 @@ class World:
         path.write_text("\n".join(lines))
         return load_config(path)
 
-    async def add_pda(self, name: str, *, pair: bool = True) -> Pda:
+    async def add_pda(
+        self,
+        name: str,
+        *,
+        pair: bool = True,
+        listen: str = "tcp://127.0.0.1:0",
+        address: str | None = None,
+    ) -> Pda:
+        """A PDA listening on *listen*; the phone reaches it at *address* (default: there)."""
         pda = Pda(self.tmp / name)
         self.pdas[name] = pda
-        self.urls[name] = await pda.start()
+        url = await pda.start(listen)
+        self.urls[name] = address or url
         if pair:
             pda.dir.allow(phone_identity(self.config()).device_id)
         return pda

@@ -1,0 +1,234 @@
+"""The serial link over real kernel ptys: URLs, device errors, noise, hang-ups, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.ptyline import Noise, PtyLine
+from transports import (
+    ConnectFailed,
+    FrameLink,
+    Listener,
+    ListenFailed,
+    TransportClosed,
+    TransportSpecError,
+    check_address,
+    listen,
+    open_transport,
+)
+from transports.serial_tty import parse_serial_url
+
+NOISE = Noise(corrupt=2e-4, drop=2e-4, dup=2e-4, garbage=1e-4)
+
+
+@pytest.fixture
+async def line() -> AsyncIterator[PtyLine]:
+    quiet = PtyLine()
+    try:
+        yield quiet
+    finally:
+        await quiet.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("serial://dev/ttyS0", "three slashes"),
+        ("serial:", "no absolute device path"),
+        ("serial:///", "no absolute device path"),
+        ("serial:///dev/ttyS0?baud=123", "baud must be one of"),
+        ("serial:///dev/ttyS0?baud=fast", "baud must be one of"),
+        ("serial:///dev/ttyS0?parity=even", "unknown parameter"),
+        ("serial:///dev/ttyS0?baud=9600&baud=9600", "given twice"),
+        ("serial:///dev/ttyS0?dead_after=0", "dead_after must be"),
+        ("serial:///dev/ttyS0?dead_after=soon", "dead_after must be"),
+        ("serial:///dev/ttyS0#x", "no fragment"),
+        ("serial:///dev/ttyS0?baud", "malformed query"),
+    ],
+)
+def test_malformed_serial_urls_are_refused_precisely(url: str, match: str) -> None:
+    with pytest.raises(TransportSpecError, match=match):
+        check_address(url)
+
+
+def test_serial_urls_parse_with_defaults() -> None:
+    address = parse_serial_url("serial:///dev/rfcomm0")
+    assert (address.path, address.baud, address.dead_after) == ("/dev/rfcomm0", 115200, None)
+    assert address.url == "serial:///dev/rfcomm0?baud=115200"
+    slow = parse_serial_url("serial:///dev/ircomm0?baud=9600&dead_after=30")
+    assert (slow.baud, slow.dead_after) == (9600, 30.0)
+    assert slow.url == "serial:///dev/ircomm0?baud=9600&dead_after=30"
+
+
+async def test_a_missing_device_is_named(tmp_path: Path) -> None:
+    url = f"serial://{tmp_path}/rfcomm9"
+    with pytest.raises(ConnectFailed, match=r"rfcomm9: no such device.*rfcomm bind"):
+        await open_transport(url)
+    with pytest.raises(ListenFailed, match="no such device"):
+        await listen(url)
+
+
+async def test_a_file_that_is_no_tty_is_refused(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    with pytest.raises(ConnectFailed, match="not a terminal device"):
+        await open_transport(f"serial://{plain}")
+
+
+async def test_a_tty_in_use_is_refused(line: PtyLine) -> None:
+    listener = await listen(f"serial://{line.a}")
+    try:
+        with pytest.raises(ListenFailed, match="in use by another program"):
+            await listen(f"serial://{line.a}")
+        with pytest.raises(ConnectFailed, match="in use by another program"):
+            await open_transport(f"serial://{line.a}")
+    finally:
+        await listener.close()
+
+
+async def test_unknown_options_and_bad_dead_after_are_refused(line: PtyLine) -> None:
+    with pytest.raises(TransportSpecError, match="colour"):
+        await open_transport(f"serial://{line.b}", colour="red")
+    with pytest.raises(TransportSpecError, match="dead_after"):
+        await open_transport(f"serial://{line.b}", dead_after=-1)
+
+
+async def _pair(line: PtyLine, dead_after: float = 10) -> tuple[FrameLink, FrameLink, Listener]:
+    listener = await listen(f"serial://{line.a}", dead_after=dead_after)
+    client, server = await asyncio.gather(
+        open_transport(f"serial://{line.b}", timeout=10, dead_after=dead_after),
+        listener.accept(),
+    )
+    return client, server, listener
+
+
+async def test_noisy_line_frames_arrive_whole_in_order_or_not_at_all() -> None:
+    line = PtyLine(noise=NOISE, seed=11)
+    listener = None
+    try:
+        client, server, listener = await _pair(line)
+        rng = random.Random(5)
+        frames = [rng.randbytes(rng.choice([0, 1, 200, 1023, 1024, 1025, 5000])) for _ in range(60)]
+
+        async def pump(link: FrameLink, items: list[bytes]) -> None:
+            for frame in items:
+                await link.send(frame)
+
+        async def take(link: FrameLink, n: int) -> list[bytes]:
+            return [await link.recv() for _ in range(n)]
+
+        _, _, at_server, at_client = await asyncio.gather(
+            pump(client, frames),
+            pump(server, frames[::-1]),
+            take(server, len(frames)),
+            take(client, len(frames)),
+        )
+        assert at_server == frames
+        assert at_client == frames[::-1]
+        stats = client.stats  # type: ignore[attr-defined]
+        assert stats["dropped"] > 0  # the noise did hit packets...
+        assert stats["resent"] > 0  # ...and cost retransmissions, not wrong bytes
+        await client.close()
+        await server.close()
+    finally:
+        if listener is not None:
+            await listener.close()
+        await line.close()
+
+
+async def test_a_hung_up_line_is_a_transport_error_at_once(line: PtyLine) -> None:
+    client, server, listener = await _pair(line)
+    waiting = asyncio.create_task(client.recv())
+    await asyncio.sleep(0)  # let recv block (a yield, not a timed wait)
+    line.hang_up()
+    with pytest.raises(TransportClosed, match="line hung up"):
+        await waiting
+    with pytest.raises(TransportClosed, match="line hung up"):
+        await server.recv()
+    with pytest.raises(TransportClosed):
+        await client.send(b"too late")
+    await client.close()
+    await server.close()
+    await listener.close()  # its reopen attempts stop
+
+
+async def test_a_silent_line_is_a_transport_error_after_dead_after(line: PtyLine) -> None:
+    client, server, listener = await _pair(line, dead_after=0.5)
+    await client.send(b"ping")
+    assert await server.recv() == b"ping"
+    line.cut()
+    with pytest.raises(TransportClosed, match=r"went silent for 0.5 s"):
+        await client.recv()
+    with pytest.raises(TransportClosed, match="went silent"):
+        await server.recv()
+    await client.close()
+    await server.close()
+    await listener.close()
+
+
+_CRASHING_PHONE = """
+import asyncio, os, sys
+from transports import open_transport
+async def main():
+    link = await open_transport(sys.argv[1], timeout=10)
+    await link.send(b"hello from the first phone")
+    print("sent", flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+async def test_a_phone_that_restarts_replaces_its_dead_session(line: PtyLine) -> None:
+    listener = await listen(f"serial://{line.a}")
+    first = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _CRASHING_PHONE,
+        f"serial://{line.b}",
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )
+    try:
+        old = await listener.accept()
+        assert await old.recv() == b"hello from the first phone"
+        assert first.stdout is not None
+        assert await first.stdout.readline() == b"sent\n"
+        first.kill()  # no FIN, no close: the phone is simply gone
+        await first.wait()
+        new_client, new_server = await asyncio.gather(
+            open_transport(f"serial://{line.b}", timeout=10), listener.accept()
+        )
+        with pytest.raises(TransportClosed, match="started a new session"):
+            await old.recv()
+        await new_client.send(b"second phone")
+        assert await new_server.recv() == b"second phone"
+        await old.close()
+        await new_client.close()
+        await new_server.close()
+    finally:
+        if first.returncode is None:
+            first.kill()
+            await first.wait()
+        await listener.close()
+
+
+async def test_stale_bytes_on_the_line_are_flushed_and_garbage_is_skipped(line: PtyLine) -> None:
+    # Bytes written before anyone opened the tty (a modem's banner, a previous
+    # session's tail) must not confuse the next session.
+    fd = os.open(line.a, os.O_WRONLY | os.O_NOCTTY)
+    os.write(fd, b"\r\nRING\r\n\x00\x07\x00" + bytes(range(256)))
+    os.close(fd)
+    client, server, listener = await _pair(line)
+    await client.send(b"clean")
+    assert await server.recv() == b"clean"
+    await client.close()
+    await server.close()
+    await listener.close()
