@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from cardio import cli as cardio_cli
 from daemon import commands as daemon_commands
-from daemon.logs import configure_logging
+from daemon.logs import LOG_FORMATS, configure_logging
 from pda import cli as pda_cli
 from simcard import cli as simcard_cli
 
@@ -39,9 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-format",
-        choices=("console", "json"),
-        default="console",
-        help="stderr log lines for people (console) or one JSON object per line",
+        choices=LOG_FORMATS,
+        default="auto",
+        help="stderr log lines for people (console) or one JSON object per line (json); "
+        "default auto: console on a terminal, json otherwise (with journald's <N> priority "
+        "prefix under systemd)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

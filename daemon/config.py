@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 from cardio.errors import InvalidRequest
 from cardio.hostfiles import default_state_dir, read_pin
 from daemon.errors import DaemonError
+from daemon.logs import register_secret
 from transports import TransportSpecError, check_address
 
 __all__ = [
@@ -218,6 +219,8 @@ def read_pin_file(config: Config) -> str | None:
     if config.card.pin_file is None:
         return None
     try:
-        return read_pin(config.card.pin_file)
+        pin = read_pin(config.card.pin_file)
     except InvalidRequest as exc:
         raise ConfigError(config.path, "card.pin_file", str(exc)) from exc
+    register_secret(pin)  # masked in every log line from now on
+    return pin

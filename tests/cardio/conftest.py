@@ -22,7 +22,7 @@ def card() -> simcard.SimCard:
     return simcard.new_memory_card()
 
 
-@pytest.fixture(params=["inproc", "pcsc"])
+@pytest.fixture(params=["inproc", pytest.param("pcsc", marks=pytest.mark.pcsc)])
 async def link(request: pytest.FixtureRequest, card: simcard.SimCard) -> AsyncIterator[CardLink]:
     if request.param == "inproc":
         async with InProcessLink(card) as opened:
