@@ -140,8 +140,36 @@ class _Reader:
         v = self.opt_str(name)
         if v is None:
             return None
-        p = Path(v).expanduser()
+        p = Path(expand_env(v, self.file, self.key(name))).expanduser()
         return p if p.is_absolute() else (self.file.parent / p).resolve()
+
+
+_ENV_RE = re.compile(
+    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def expand_env(value: str, file: Path, key: str) -> str:
+    """``$VAR``, ``${VAR}`` and ``${VAR:-default}`` in a path, as the shell expands them.
+
+    For systemd: ``${CREDENTIALS_DIRECTORY:-/etc/simsync}/pin`` is the unit's credential
+    when run by the unit and the root-only original for ``simsync check-config`` run
+    by hand. An unset variable without a default is an error, never an empty string:
+    ``$CREDENTIALS_DIRECTORY/pin`` must not quietly become ``/pin``.
+    """
+
+    def one(m: re.Match[str]) -> str:
+        name = m["braced"] or m["bare"]
+        got = os.environ.get(name)
+        if got:
+            return got
+        if m["default"] is not None:
+            return m["default"]
+        hint = " (set by systemd's LoadCredential=)" if name == "CREDENTIALS_DIRECTORY" else ""
+        raise ConfigError(file, key, f"${name} is not set{hint}; or write ${{{name}:-DEFAULT}}")
+
+    return _ENV_RE.sub(one, value)
 
 
 def _table(file: Path, data: dict[str, Any], name: str) -> dict[str, Any]:
