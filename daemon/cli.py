@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cardio import cli as cardio_cli
+from daemon import checkconfig
 from daemon import commands as daemon_commands
 from daemon.logs import LOG_FORMATS, configure_logging
 from pda import cli as pda_cli
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     pda_cli.register(pda_sub)
 
     daemon_commands.register(sub)
+    checkconfig.register(sub)
     return parser
 
 
