@@ -16,6 +16,7 @@ APT_PACKAGES=(
     dbus libdbus-1-dev libglib2.0-dev
     iproute2 util-linux gcc make pkg-config
     python3-dev python3-venv
+    systemd procps  # systemd-analyze verify/security on the units; /bin/kill in ExecReload
 )
 
 need_root() {
