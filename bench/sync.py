@@ -31,7 +31,8 @@ from cardio import InProcessLink, Sim, TimedLink
 from cardio.codecs import AdnRecord
 from cardio.localcopy import CardStateDB
 from daemon.config import Config, load_config, read_pin_file
-from daemon.sync import _Run, _sync_card, phone_identity
+from daemon.conversation import Run
+from daemon.sync import _sync_card, phone_identity
 from pda.node import PdaDir, PdaServer
 from pda.store import Projection
 from pda.vdir import VdirStore
@@ -149,7 +150,7 @@ class Rig:
         card = open_image(self.image)
         link = RecordingLink(InProcessLink(card), model)
         state = CardStateDB(config.node.state_dir / "cards.sqlite")
-        run = _Run(pda)
+        run = Run(pda)
         try:
             started = time.perf_counter()
             async with link:
@@ -174,7 +175,7 @@ class Rig:
             INS_NAMES.get(ins, f"INS {ins:02X}") for ins, _ in link.after_partner_newsync(partner)
         )
         return Measured(
-            label, run.mode or "?", run.to_pda.to_json(), run.to_card.frozen().to_json(),
+            label, run.mode or "?", run.to_pda.to_json(), run.to_card.to_json(),
             link.apdu_count, link.tpdu_bytes, link.modeled_seconds, wall, after,
         )  # fmt: skip
 

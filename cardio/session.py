@@ -20,18 +20,18 @@ writes is written to the copy too, and a copy that cannot be proven current
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
 
-from cardio import errors
+from cardio import entries, errors
+from cardio.entries import Contact, Refused, Unreadable, Written
 from cardio.link import CardLink
-from cardio.localcopy import CardStateDB, digest
+from cardio.localcopy import CardStateDB
 from cardio.sim import Sim
-from cardio.sync import DEFAULT_DB, CardSync, Change, ChangeKind, NewSyncResult
+from cardio.sync import DEFAULT_DB, CardSync, Change, HostSync, NewSyncResult
 
 __all__ = ["ADN_PATH", "EXT1_FID", "PhonebookCard", "RefreshStats"]
 
@@ -86,9 +86,11 @@ class PhonebookCard:
         self._ext1_free: list[int] | None = None
         self._host_sim: Sim | None = None
         self._sync: CardSync | None = None
-        # Plain-SIM session: the partner, the proposed object, and what it holds.
-        self._plain: tuple[bytes, int, bytes, dict[int, bytes], list[Change]] | None = None
+        # A plain SIM's session, emulated by the host (None on a card with the commands).
+        self._plain: HostSync | None = None
         self._session_open = False
+        # Records ``put`` wrote in this session: never handed out again as free.
+        self.put_records: set[int] = set()
 
     @property
     def alpha_len(self) -> int:
@@ -254,6 +256,7 @@ class PhonebookCard:
         """NEWSYNC for ``partner``: last object (None: slow), proposed object, change count."""
         if db != DEFAULT_DB:
             raise errors.InvalidRequest("only EF.ADN (6F3A) is synchronised")
+        self.put_records = set()
         await self._session_sim()
         assert self._sync is not None
         if self.change_detection is not False:
@@ -269,34 +272,21 @@ class PhonebookCard:
         return await self._plain_new_sync(partner, db)
 
     async def _plain_new_sync(self, partner: bytes, db: int) -> NewSyncResult:
-        content = await self._full_read(await self._session_sim())
-        self._store_copy(content, replace=True, keep_host=True)
-        snap = self._state.plain_snapshot(self.iccid, partner, db)
-        listed: list[Change] = []
-        for n in range(1, self.records + 1):
-            raw = content[n]
-            if snap is None:
-                if not _is_empty(raw):
-                    listed.append(Change(ChangeKind.ADDED, n))
-                continue
-            before = snap.digests.get(n)
-            if before == digest(raw):
-                continue
-            was_empty = before is None or before == digest(b"\xff" * len(raw))
-            if _is_empty(raw):
-                if not was_empty:
-                    listed.append(Change(ChangeKind.DELETED, n))
-            else:
-                listed.append(Change(ChangeKind.ADDED if was_empty else ChangeKind.MODIFIED, n))
-        proposed = secrets.token_bytes(8)
-        self._plain = (partner, db, proposed, dict(content), listed)
+        async def read_all() -> dict[int, bytes]:
+            content = await self._full_read(await self._session_sim())
+            self._store_copy(content, replace=True, keep_host=True)
+            return content
+
+        plain = HostSync(self._state, self.iccid, read_all)
+        result = await plain.new_sync(partner, db)
+        self._plain = plain
         self._session_open = True
-        return NewSyncResult(snap.last if snap else None, proposed, len(listed))
+        return result
 
     async def changes(self) -> list[Change]:
         """The session's frozen change list, ascending by record number."""
         if self._plain is not None:
-            return list(self._plain[4])
+            return await self._plain.changes()
         if self._sync is None:
             raise errors.InvalidRequest("no session: call new_sync() first")
         return await self._sync.changes()
@@ -315,21 +305,33 @@ class PhonebookCard:
             self._copy[number] = raw
             self._state.put_records(self.iccid, {number: raw})
         if self._plain is not None:
-            self._plain[3][number] = raw
+            self._plain.wrote(number, raw)
 
     async def store_sync(self, sync_object: bytes) -> None:
         """STORESYNC: the partner now holds the card as it is (minus others' writes)."""
         if self._plain is not None:
-            partner, db, proposed, held, _ = self._plain
-            if sync_object != proposed:
-                raise errors.WrongSyncObject(0x6A80, "STORESYNC", "not the proposed sync object")
-            self._state.store_plain(self.iccid, partner, db, proposed, held.items())
+            await self._plain.store_sync(sync_object)
             self._plain = None
         else:
             if self._sync is None:
                 raise errors.InvalidRequest("no session: call new_sync() first")
             await self._sync.store_sync(sync_object)
         self._session_open = False
+
+    # --- entries: what the records mean, and writes that keep EF.EXT1 chains whole ---
+
+    async def entry(self, number: int, raw: bytes) -> Contact | Unreadable | None:
+        """Record ``number`` (its bytes ``raw``) decoded, long numbers whole; None if empty."""
+        return await entries.decode_entry(self, number, raw)
+
+    async def put(self, number: int | None, name: str, phone: str) -> Written | Refused:
+        """Store a contact in record ``number`` (None: a free record); the name is shortened
+        to fit. A number over 20 digits gets an EF.EXT1 chain; a refusal writes nothing."""
+        return await entries.put(self, number, name, phone)
+
+    async def delete(self, number: int) -> None:
+        """Empty record ``number`` and release the EF.EXT1 chain it pointed at."""
+        await entries.delete(self, number)
 
     async def free_record(self, taken: set[int]) -> int | None:
         """An empty record not in ``taken``, checked on the card (the copy may be stale).

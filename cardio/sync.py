@@ -8,6 +8,8 @@ what a short Le can carry.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -16,6 +18,7 @@ import structlog
 from cardio import errors
 from cardio.apdu import Command, Op, check
 from cardio.files import parse_tlvs
+from cardio.localcopy import CardStateDB, digest
 from cardio.sim import Sim
 
 log = structlog.get_logger(__name__)
@@ -148,4 +151,83 @@ def _parse_page(data: bytes) -> tuple[int, list[Change]]:
     return total, entries
 
 
-__all__ = ["CardSync", "Change", "ChangeKind", "NewSyncResult"]
+class HostSync:
+    """The same three operations for a plain SIM (no sync commands), emulated by the host.
+
+    ``read_all()`` reads every record of EF.ADN; NEWSYNC compares that read with
+    the host's snapshot for (ICCID, partner, database), so the change list is
+    frozen at NEWSYNC like the card's. STORESYNC stores the proposed object and
+    the digests of what the partner then holds: the read plus the session's own
+    writes (``wrote``), never another terminal's since.
+    """
+
+    def __init__(
+        self,
+        state: CardStateDB,
+        iccid: str,
+        read_all: Callable[[], Awaitable[dict[int, bytes]]],
+    ) -> None:
+        self._state = state
+        self._iccid = iccid
+        self._read_all = read_all
+        self._partner = b""
+        self._db = DEFAULT_DB
+        self._proposed: bytes | None = None
+        self._held: dict[int, bytes] = {}
+        self._changes: list[Change] = []
+
+    @property
+    def open(self) -> bool:
+        """True between NEWSYNC and STORESYNC."""
+        return self._proposed is not None
+
+    async def new_sync(self, partner: bytes, db: int = DEFAULT_DB) -> NewSyncResult:
+        """Read the card whole and list what changed since ``partner``'s snapshot."""
+        content = await self._read_all()
+        snap = self._state.plain_snapshot(self._iccid, partner, db)
+        listed: list[Change] = []
+        for n, raw in sorted(content.items()):
+            empty = all(b == 0xFF for b in raw)
+            if snap is None:
+                if not empty:
+                    listed.append(Change(ChangeKind.ADDED, n))
+                continue
+            before = snap.digests.get(n)
+            if before == digest(raw):
+                continue
+            was_empty = before is None or before == digest(b"\xff" * len(raw))
+            if empty:
+                if not was_empty:
+                    listed.append(Change(ChangeKind.DELETED, n))
+            else:
+                listed.append(Change(ChangeKind.ADDED if was_empty else ChangeKind.MODIFIED, n))
+        self._partner, self._db = partner, db
+        self._proposed = secrets.token_bytes(SYNC_OBJECT_LEN)
+        self._held = dict(content)
+        self._changes = listed
+        return NewSyncResult(snap.last if snap else None, self._proposed, len(listed))
+
+    async def changes(self) -> list[Change]:
+        """The change list frozen at NEWSYNC, ascending by record number."""
+        if self._proposed is None:
+            raise errors.InvalidRequest("no session: call new_sync() first")
+        return list(self._changes)
+
+    def wrote(self, record: int, raw: bytes) -> None:
+        """The session itself wrote ``raw`` to ``record``: the partner holds it."""
+        if self._proposed is not None:
+            self._held[record] = raw
+
+    async def store_sync(self, sync_object: bytes) -> None:
+        """Commit ``sync_object`` (the proposed one) with the digests the partner holds."""
+        if self._proposed is None:
+            raise errors.InvalidRequest("no session: call new_sync() first")
+        if sync_object != self._proposed:
+            raise errors.WrongSyncObject(0x6A80, "STORESYNC", "not the proposed sync object")
+        self._state.store_plain(
+            self._iccid, self._partner, self._db, self._proposed, self._held.items()
+        )
+        self._proposed = None
+
+
+__all__ = ["CardSync", "Change", "ChangeKind", "HostSync", "NewSyncResult"]
