@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from cardio.codecs import (
     ADN_DIGITS,
@@ -22,9 +22,6 @@ from cardio.codecs import (
     CodecError,
     card_name,
 )
-
-if TYPE_CHECKING:
-    from cardio.session import PhonebookCard
 
 __all__ = ["Contact", "Refusal", "Refused", "Unreadable", "Written"]
 
@@ -72,6 +69,24 @@ class Written:
     record: int
     name: str
     added: bool
+
+
+class PhonebookCard(Protocol):
+    """What these functions need of ``cardio.session.PhonebookCard`` (which calls them)."""
+
+    @property
+    def alpha_len(self) -> int: ...
+    @property
+    def record_len(self) -> int: ...
+    @property
+    def put_records(self) -> set[int]: ...
+    def cached_or_none(self) -> dict[int, bytes] | None: ...
+    async def read_record(self, number: int) -> bytes: ...
+    async def write_record(self, number: int, raw: bytes) -> None: ...
+    async def free_record(self, taken: set[int]) -> int | None: ...
+    async def read_ext1_chain(self, first: int) -> dict[int, bytes]: ...
+    async def ext1_free(self) -> list[int]: ...
+    async def write_ext1(self, records: dict[int, bytes]) -> None: ...
 
 
 def _empty(raw: bytes) -> bool:

@@ -7,13 +7,10 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from daemon.config import EX_CONFIG, Config, ConfigError, load_config
+from daemon.result import format_result
 from syncproto.codes import ErrorCode
-
-if TYPE_CHECKING:
-    from daemon.result import SyncResult
 
 __all__ = ["register"]
 
@@ -128,22 +125,6 @@ def _sync(args: argparse.Namespace) -> int:
     if result.error is not None and result.error.code in _CONFIG_CODES:
         return EX_CONFIG
     return 0 if result.ok else 1
-
-
-def format_result(result: SyncResult) -> str:
-    """A result object as a few lines for people."""
-    if result.error is not None:
-        who = f" with {result.pda}" if result.pda else ""
-        return f"sync{who} FAILED ({result.error.code}): {result.error.message}"
-    tp, tc = result.to_pda, result.to_card
-    return (
-        f"{result.mode} sync with {result.pda} in {result.duration_ms} ms, "
-        f"{result.apdus} APDUs\n"
-        f"  to PDA:  {tp.added} added, {tp.modified} modified, {tp.deleted} deleted\n"
-        f"  to card: {tc.added} added, {tc.modified} modified, {tc.deleted} deleted\n"
-        f"  conflicts: {result.conflicts}, skipped: {result.skipped}, "
-        f"set aside: {result.set_aside}"
-    )
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -17,8 +17,8 @@ from cardio.codecs import AdnRecord
 from cardio.inproc import InProcessLink
 from cardio.session import ADN_PATH
 from cardio.sim import Sim
-from daemon.commands import format_result
 from daemon.config import load_config
+from daemon.result import format_result
 from daemon.sync import phone_identity, run_sync
 from pda.node import PdaDir, PdaServer
 from simcard import create_image, open_image

@@ -12,7 +12,7 @@ from typing import Any
 
 from syncproto.codes import ErrorCode
 
-__all__ = ["Counts", "SyncFailure", "SyncResult"]
+__all__ = ["Counts", "SyncFailure", "SyncResult", "format_result"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +78,19 @@ class SyncResult:
             "finished_at": self.finished_at,
             "error": None if self.error is None else self.error.to_json(),
         }
+
+
+def format_result(result: SyncResult) -> str:
+    """A result object as a few lines for people."""
+    if result.error is not None:
+        who = f" with {result.pda}" if result.pda else ""
+        return f"sync{who} FAILED ({result.error.code}): {result.error.message}"
+    tp, tc = result.to_pda, result.to_card
+    return (
+        f"{result.mode} sync with {result.pda} in {result.duration_ms} ms, "
+        f"{result.apdus} APDUs\n"
+        f"  to PDA:  {tp.added} added, {tp.modified} modified, {tp.deleted} deleted\n"
+        f"  to card: {tc.added} added, {tc.modified} modified, {tc.deleted} deleted\n"
+        f"  conflicts: {result.conflicts}, skipped: {result.skipped}, "
+        f"set aside: {result.set_aside}"
+    )

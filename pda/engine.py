@@ -159,7 +159,7 @@ class SyncEngine:
             self.error = exc
             return [self.session.send(Abort(ErrorCode.INTERNAL, str(exc)[:500]))]
 
-    def _fail(self, code: str, exc: Exception) -> list[bytes]:
+    def _fail(self, code: ErrorCode, exc: Exception) -> list[bytes]:
         self.error = SyncEngineError(f"{code}: {exc}")
         self.error.__cause__ = exc
         return [self.session.send(Abort(code, str(exc)[:500]))]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from simcard import applet, fs
+from simcard import applet, fs, select
 from simcard.errors import ImageError
 from simcard.state import (
     DEFAULT_ICCID,
@@ -311,15 +311,16 @@ class SimCard:
             ch.df, ch.ef = target.parent, target.fid
         ch.rec = 0
         if cmd.gsm:
-            return self._procedure(cmd, fs.gsm_select_response(self._state, target.fid))
+            return self._procedure(cmd, select.gsm_select_response(self._state, target.fid))
         if cmd.p2 == 0x0C:
             return _sw(0x9000)
-        return self._procedure(cmd, fs.fcp(self._state, target.fid))
+        return self._procedure(cmd, select.fcp(self._state, target.fid))
 
     def _status(self, cmd: _Cmd) -> bytes:
         le = cmd.le()
         df = self._v.channels[cmd.channel].df
-        data = fs.gsm_select_response(self._state, df) if cmd.gsm else fs.fcp(self._state, df)
+        answer = select.gsm_select_response if cmd.gsm else select.fcp
+        data = answer(self._state, df)
         if le > len(data):
             return _sw(0x6C00 | len(data))
         return data[:le] + _sw(0x9000)

@@ -1,17 +1,14 @@
-"""The card's file tree (spec/card.md section 2) and the SELECT answers for it.
+"""The card's file tree (spec/card.md section 2): the specification, no card state.
 
-Pure functions of the tree and a few sizes; the core asks here what a FID is,
-whether it can be reached from the current DF, and what SELECT answers.
+Pure functions of the tree and a few sizes; the core asks here what a FID is and
+whether it can be reached from the current DF. What SELECT answers depends on a
+card's state too: ``simcard.select`` applies this specification to it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from simcard.state import CardParams, CardState
 
 __all__ = [
     "DF_GSM",
@@ -30,8 +27,7 @@ __all__ = [
     "Access",
     "FileSpec",
     "Kind",
-    "fcp",
-    "gsm_select_response",
+    "children",
     "record_count",
     "record_length",
     "resolve",
@@ -115,12 +111,13 @@ def record_length(fid: int, alpha_len: int) -> int:
     return {EF_ADN: alpha_len + 14, EF_SMSP: SMSP_LENGTH, EF_EXT1: EXT1_LENGTH}[fid]
 
 
-def record_count(fid: int, params: CardParams) -> int:
-    """Number of records of a linear fixed EF."""
-    return {EF_ADN: params.records, EF_SMSP: SMSP_RECORDS, EF_EXT1: EXT1_RECORDS}[fid]
+def record_count(fid: int, adn_records: int) -> int:
+    """Number of records of a linear fixed EF on a card with ``adn_records`` in EF.ADN."""
+    return {EF_ADN: adn_records, EF_SMSP: SMSP_RECORDS, EF_EXT1: EXT1_RECORDS}[fid]
 
 
-def _children(df: int) -> list[FileSpec]:
+def children(df: int) -> list[FileSpec]:
+    """The files directly under DF ``df``."""
     return [f for f in TREE.values() if f.parent == df]
 
 
@@ -138,61 +135,3 @@ def resolve(current_df: int, fid: int) -> FileSpec | None:
     if target.is_df and parent is not None and target.parent == parent:
         return target
     return None
-
-
-def _size(state: CardState, f: FileSpec) -> int:
-    if f.kind is Kind.LINEAR:
-        recs = state.records[f.fid]
-        return len(recs) * len(recs[0])
-    return len(state.binaries[f.fid])
-
-
-def _record_len(state: CardState, f: FileSpec) -> int:
-    return len(state.records[f.fid][0]) if f.kind is Kind.LINEAR else 0
-
-
-def gsm_select_response(state: CardState, fid: int) -> bytes:
-    """The GET RESPONSE data after a CLA ``A0`` SELECT (TS 51.011 9.2.1)."""
-    f = TREE[fid]
-    if f.is_df:
-        kids = _children(fid)
-        n_df = sum(1 for k in kids if k.is_df)
-        chv = 0x80 | state.pin_left  # b8: code initialised, b1-b4: tries left
-        unblock = 0x80 | state.puk_left
-        return (
-            bytes(2)  # RFU
-            + bytes(2)  # free memory: nothing allocatable on this card
-            + fid.to_bytes(2, "big")
-            + bytes((0x01 if f.kind is Kind.MF else 0x02,))
-            + bytes(5)  # RFU
-            + bytes((9,))  # length of the GSM-specific data that follows
-            + bytes((0x13,))  # characteristics: clock stop allowed, CHV1 enabled
-            + bytes((n_df, len(kids) - n_df, 2, 0))  # DFs, EFs, CHVs (CHV1 + UNBLOCK), RFU
-            + bytes((chv, unblock, 0x00, 0x00))  # CHV2 and its unblock: not initialised
-        )
-    structure = 0x01 if f.kind is Kind.LINEAR else 0x00
-    return (
-        bytes(2)
-        + _size(state, f).to_bytes(2, "big")
-        + fid.to_bytes(2, "big")
-        + bytes((0x04, 0x00))  # type EF, RFU
-        + bytes((f.read.value << 4 | f.update.value, 0xFF, 0x44))  # access conditions
-        + bytes((0x01, 0x02, structure, _record_len(state, f)))  # not invalidated, ...
-    )
-
-
-def fcp(state: CardState, fid: int) -> bytes:
-    """The FCP template after a CLA ``00`` SELECT with P2 ``04`` (TS 102 221 11.1.1.3)."""
-    f = TREE[fid]
-    fid_tlv = b"\x83\x02" + fid.to_bytes(2, "big")
-    if f.is_df:
-        body = b"\x82\x02\x78\x21" + fid_tlv
-    else:
-        size_tlv = b"\x80\x02" + _size(state, f).to_bytes(2, "big")
-        if f.kind is Kind.LINEAR:
-            recs = state.records[fid]
-            descriptor = bytes((0x82, 0x05, 0x42, 0x21, 0x00, len(recs[0]), len(recs)))
-        else:
-            descriptor = b"\x82\x02\x41\x21"
-        body = descriptor + fid_tlv + size_tlv
-    return bytes((0x62, len(body))) + body

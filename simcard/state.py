@@ -195,7 +195,8 @@ def new_state(params: CardParams, pin: str, puk: str) -> CardState:
     """A fresh card: empty phonebook, plausible GSM files, full retry counters."""
     check_codes(pin, puk)
     records = {
-        fid: [b"\xff" * fs.record_length(fid, params.alpha_len)] * fs.record_count(fid, params)
+        fid: [b"\xff" * fs.record_length(fid, params.alpha_len)]
+        * fs.record_count(fid, params.records)
         for fid in fs.LINEAR_EFS
     }
     binaries = {

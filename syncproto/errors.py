@@ -8,6 +8,8 @@ the session; nothing of it may be committed.
 
 from __future__ import annotations
 
+from syncproto.codes import ErrorCode
+
 __all__ = [
     "LocalProtocolError",
     "PlanError",
@@ -26,7 +28,7 @@ class ProtocolError(SyncProtoError):
     """A message broke the protocol (shape, types, bounds or ordering); the session is dead."""
 
     #: The `Abort` code that tells the peer about it (spec/mqtt.md error codes).
-    code = "protocol_error"
+    code = ErrorCode.PROTOCOL_ERROR
 
 
 class LocalProtocolError(ProtocolError):
