@@ -140,7 +140,9 @@ async def converse(
 ) -> None:
     """Alert, card data, apply the PDA's ops, commit; ``run`` records what happened."""
     cached = card.cached_or_none()
-    free = sum(1 for raw in cached.values() if _empty(raw)) if cached else 0
+    # The PDA offers new records only up to this: without a copy the room is unknown, so
+    # the phone says "all" and looks for room itself (which loads the copy for next time).
+    free = sum(1 for raw in cached.values() if _empty(raw)) if cached else card.records
     await conv.send(
         Alert(
             iccid=card.iccid,

@@ -53,7 +53,7 @@ from .cardstate import CardState, CardStateDB, CardStateError
 from .errors import PdaError
 from .store import ContactInfo, ContactNotFoundError, ContactStore, Projection, StoreError
 
-__all__ = ["SyncEngine", "SyncEngineError", "SyncOutcome", "prefix_fits"]
+__all__ = ["NameFits", "SyncEngine", "SyncEngineError", "SyncOutcome", "prefix_fits"]
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +82,37 @@ def prefix_fits(name: str, alpha_len: int) -> str:
             out.append(ch)
         return "".join(out)
     return name[: max(0, (alpha_len - 1) // 2)]
+
+
+class NameFits:
+    """A fitting rule (`fits(name, alpha_len)`) that remembers its answers.
+
+    Fitting a name to the card runs the card codec (GSM 7-bit or one of three UCS2
+    forms, whichever is longest): about a millisecond a name. The server keeps one
+    of these across sessions, so a sync fits only names it has not seen before.
+    The answer depends on the name and the alpha length only, so that is the key
+    (contacts sharing a name share it). At most `limit` answers are kept; past
+    that the memory starts over, which costs time, never a wrong answer.
+    """
+
+    def __init__(self, fits: Callable[[str, int], str], limit: int = 200_000) -> None:
+        self._fits = fits
+        self._limit = limit
+        self._memo: dict[tuple[str, int], str] = {}
+        self.computed = 0  # how many names were really fitted (tests, benchmarks)
+
+    def __call__(self, name: str, alpha_len: int) -> str:
+        """The longest prefix of `name` the card holds in `alpha_len` bytes."""
+        key = (name, alpha_len)
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        if len(self._memo) >= self._limit:
+            self._memo.clear()
+        self.computed += 1
+        out = self._memo[key] = self._fits(name, alpha_len)
+        return out
 
 
 class SyncEngineError(PdaError):
@@ -245,9 +276,9 @@ class SyncEngine:
             # The phone's configured policy for this PDA, when it sends one, wins.
             policy=Policy(alert.policy or self.policy),
             propagate_deletes=self.propagate_deletes,
-            # New records beyond the card's size could never be placed (and would
-            # overflow PdaOps): the rest wait, skipped, for a later sync.
-            capacity=alert.records,
+            # New records beyond the card's room could never be placed: they wait,
+            # skipped and counted, instead of costing a Put (and a search) each.
+            capacity=self._room(alert, mode),
         )
         for a in self._plan.to_pda:
             if a.uid in frozen:
@@ -266,6 +297,16 @@ class SyncEngine:
                 except ContactNotFoundError:
                     self.store.create(_projection(a.entry), uid=a.uid)
         return self._plan.ops()
+
+    def _room(self, alert: Alert, mode: Mode) -> int:
+        """Empty records on the card before this sync's ops, as well as the phone knows."""
+        if mode is not Mode.FAST:  # the listing is complete: every other record is empty
+            return max(0, alert.records - len(self._card))
+        # The phone counts from its local copy. A record another terminal emptied since
+        # may be in the copy already or not: not counting it at worst leaves it for the
+        # next sync (the copy has it by then); counting it twice would cost a Put the
+        # card refuses, and the phone a search of the card for room that is not there.
+        return alert.free_records
 
     def _prepare(self, applied: Applied) -> Message:
         assert self._alert is not None

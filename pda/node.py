@@ -33,7 +33,7 @@ from transports import (
 )
 
 from .cardstate import CardStateDB
-from .engine import SyncEngine
+from .engine import NameFits, SyncEngine
 from .errors import PdaError
 from .vdir import VdirStore
 
@@ -118,6 +118,9 @@ class PdaServer:
         self.identity = directory.identity()
         self.store = VdirStore(directory.contacts)
         self.state = CardStateDB(directory.state_db)
+        # The card codec's own shortening rule, so content matching sees what the card
+        # holds; remembered across sessions, so a sync fits only names new to it.
+        self.fits = NameFits(card_name)
         self._lock = asyncio.Lock()
         self._listener: Listener | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -179,8 +182,7 @@ class PdaServer:
             await link.close()
 
     async def _session(self, link: FrameLink) -> None:
-        # The card codec's own shortening rule, so content matching sees what the card holds.
-        engine = SyncEngine(self.store, self.state, fits=card_name)
+        engine = SyncEngine(self.store, self.state, fits=self.fits)
         while not engine.finished:
             try:
                 async with asyncio.timeout(MESSAGE_TIMEOUT):

@@ -166,7 +166,12 @@ def equivalent(card: Entry, pda: Entry, fits: Callable[[str], str]) -> bool:
     """True when the card record is what the card would hold for this projection."""
     if card.number != pda.number:
         return False
-    return card.name in (pda.name, fits(pda.name)) or (not card.name and pda.name == card.number)
+    # `fits` only when the names differ: it runs the card codec, and most names fit whole.
+    return (
+        card.name == pda.name
+        or card.name == fits(pda.name)
+        or (not card.name and pda.name == card.number)
+    )
 
 
 def _merge(card: Entry, pda: Entry, fits: Callable[[str], str]) -> Entry:
@@ -174,7 +179,7 @@ def _merge(card: Entry, pda: Entry, fits: Callable[[str], str]) -> Entry:
     # record without a name keeps the contact's own (or its number-name follows).
     if not card.name:
         return Entry(as_contact(card).name if pda.name == pda.number else pda.name, card.number)
-    name = pda.name if card.name in (pda.name, fits(pda.name)) else card.name
+    name = pda.name if card.name == pda.name or card.name == fits(pda.name) else card.name
     return Entry(name, card.number)
 
 
@@ -187,7 +192,7 @@ class _Builder:
     to_pda: list[PdaAction] = field(default_factory=list)
     deletes: list[CardAction] = field(default_factory=list)
     puts: list[CardAction] = field(default_factory=list)
-    new_puts: list[CardPut] = field(default_factory=list)
+    new_uids: list[str] = field(default_factory=list)  # contacts for free records
     synced: dict[int, Synced] = field(default_factory=dict)
     conflicts: int = 0
     skipped: list[str] = field(default_factory=list)
@@ -220,9 +225,11 @@ class _Builder:
         self.keep(record, uid, card, contact)
 
     def put(self, uid: str, record: int | None, pda: Entry, fallback: Synced | None) -> None:
-        (self.puts if record is not None else self.new_puts).append(
-            CardPut(uid, record, pda, fallback)
-        )
+        if record is None:
+            assert fallback is None  # a new record has no map entry to fall back on
+            self.new_uids.append(uid)
+        else:
+            self.puts.append(CardPut(uid, record, pda, fallback))
 
     def pair(self, r: int, s: Synced, c: Entry, p: Entry, policy: Policy) -> None:
         """Both the record and its contact still exist."""
@@ -290,11 +297,14 @@ def plan(
     `card` is, in fast mode, the changed records (None = deleted, `03`); in the
     other modes every non-empty record. `pda` is every contact's projection by
     uid; `synced` the map from the last sync; `fits(name)` the longest prefix of
-    `name` the card's alpha field holds; `new_uid(record, entry)` a deterministic
-    uid for a contact made from a card record. `capacity` caps the new records
-    asked for (the card cannot take more than it has); the rest are skipped this
-    time and asked for again at the next sync.
+    `name` the card's alpha field holds (called lazily, once per name at most);
+    `new_uid(record, entry)` a deterministic uid for a contact made from a card
+    record. `capacity` is how many empty records the card has before this sync's
+    ops (None: no limit). New records are asked for only up to that, plus the
+    records this plan empties, minus the empty records it writes to by number:
+    the rest are skipped this time (counted) and asked for again at the next sync.
     """
+    fits = _once_per_name(fits)
     now = _card_now(mode, card, synced)
     b = _Builder(mode, pda, fits, new_uid)
     deletions = mode is Mode.FAST and propagate_deletes
@@ -317,18 +327,37 @@ def plan(
             else:
                 b.orphan_contacts.append((s.uid, r))
     _match_unmapped(b, now, synced, mapped)
-    if capacity is not None and len(b.new_puts) > capacity:
-        b.skipped.extend(a.uid for a in b.new_puts[capacity:])
-        del b.new_puts[capacity:]
+    new = b.new_uids
+    if capacity is not None:
+        # Writes by number into records that are empty now use up free records too.
+        into_empty = sum(1 for a in b.puts if isinstance(a, CardPut) and a.record not in now)
+        room = max(0, capacity + len(b.deletes) - into_empty)
+        b.skipped.extend(new[room:])
+        new = new[:room]
+    new_puts = [CardPut(u, None, pda[u], None) for u in new]
     return Plan(
         mode,
         tuple(b.to_pda),
-        (*b.deletes, *b.puts, *b.new_puts),
+        (*b.deletes, *b.puts, *new_puts),
         b.synced,
         b.conflicts,
         tuple(b.skipped),
         fits,
     )
+
+
+def _once_per_name(fits: Callable[[str], str]) -> Callable[[str], str]:
+    """`fits`, asked at most once per distinct name during one plan."""
+    memo: dict[str, str] = {}
+
+    def cached(name: str) -> str:
+        try:
+            return memo[name]
+        except KeyError:
+            out = memo[name] = fits(name)
+            return out
+
+    return cached
 
 
 def _match_unmapped(
@@ -339,37 +368,57 @@ def _match_unmapped(
     records: dict[int, str | None] = dict(b.orphan_records)
     records.update((r, None) for r in sorted(now) if r not in synced)
     contacts: dict[str, int | None] = dict(b.orphan_contacts)
-    contacts.update((u, None) for u in sorted(b.pda) if u not in mapped)
-    keys: list[Callable[[Entry], tuple[str, str | None]]] = [
-        lambda e: (e.name, e.number),
-        lambda e: (b.fits(e.name), e.number),
-        lambda e: ("" if e.name == e.number else e.name, e.number),  # named by its number
-    ]
-    for key in keys:
-        index: dict[tuple[str, str | None], list[str]] = {}
-        for u in contacts:
-            index.setdefault(key(b.pda[u]), []).append(u)
-        for r in list(records):
-            uids = index.get((now[r].name, now[r].number))
-            if uids:
-                u = uids.pop(0)
-                del contacts[u], records[r]
-                b.keep(r, u, now[r], b.pda[u])
-    # Last, a record without a name pairs with any unpaired contact of its number: the
-    # name lives on the PDA only (a name cleared on the card, or one never pushed).
-    for r in sorted(records):
-        if not now[r].name:
-            match = next((c for c in sorted(contacts) if b.pda[c].number == now[r].number), None)
-            if match is not None:
-                del contacts[match], records[r]
-                b.keep(r, match, now[r], b.pda[match])
+    contacts.update((u, None) for u in sorted(b.pda.keys() - mapped))
+    if records and contacts:  # content matching needs someone to match on both sides
+        _pair_by_content(b, now, records, contacts)
     for r, uid in sorted(records.items()):
         b.create(r, now[r], uid)
-    for u, slot in sorted(contacts.items(), key=lambda item: item[0]):
+    # By uid (already so, unless orphans came first).
+    todo = sorted(contacts.items()) if b.orphan_contacts else contacts.items()
+    for u, slot in todo:
         if b.pda[u].number is None and slot is None:
             b.skipped.append(u)
         else:
             b.put(u, slot, b.pda[u], None)
+
+
+def _pair_by_content(
+    b: _Builder,
+    now: Mapping[int, Entry],
+    records: dict[int, str | None],
+    contacts: dict[str, int | None],
+) -> None:
+    """Pair unpaired records with unpaired contacts of equal content (both dicts shrink)."""
+    # Every key demands equal numbers, so only contacts sharing a number with an unpaired
+    # record are ever looked at (and fitted): the cost follows the records, not the book.
+    wanted = {now[r].number for r in records}
+    by_number: dict[str | None, list[str]] = {}
+    for u in contacts:  # in `contacts` order: the first candidate wins, as before
+        number = b.pda[u].number
+        if number in wanted:
+            by_number.setdefault(number, []).append(u)
+    keys: list[Callable[[Entry], str]] = [
+        lambda e: e.name,
+        lambda e: b.fits(e.name),
+        lambda e: "" if e.name == e.number else e.name,  # named by its number
+    ]
+    for key in keys:
+        for r in list(records):
+            entry = now[r]
+            for u in by_number.get(entry.number, ()):
+                if u in contacts and key(b.pda[u]) == entry.name:
+                    del contacts[u], records[r]
+                    b.keep(r, u, entry, b.pda[u])
+                    break
+    # Last, a record without a name pairs with any unpaired contact of its number: the
+    # name lives on the PDA only (a name cleared on the card, or one never pushed).
+    for r in sorted(records):
+        if not now[r].name:
+            same = (u for u in by_number.get(now[r].number, ()) if u in contacts)
+            match = min(same, default=None)
+            if match is not None:
+                del contacts[match], records[r]
+                b.keep(r, match, now[r], b.pda[match])
 
 
 @dataclass(frozen=True)
