@@ -17,15 +17,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import ssl
 import stat
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.config import EX_CONFIG, Config, ConfigError, load_config
-from daemon.logs import register_secret
+if TYPE_CHECKING:
+    from daemon.config import Config
+
+# The config, logging and ssl load when the command runs, not when the parser is
+# built for every `simsync` command (`--help` must stay quick).
 
 __all__ = ["KEY_HELP", "check_config", "register"]
 
@@ -89,6 +91,8 @@ class _Report:
 
 def check_config(path: Path) -> tuple[int, list[str]]:
     """Check ``path``; return the exit status (0 or 78) and the lines to print."""
+    from daemon.config import EX_CONFIG, ConfigError, load_config
+
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -187,6 +191,8 @@ def _check_path(name: str, path: Path) -> Iterator[tuple[str, str]]:
 def _check_secret(
     name: str, path: Path, data: bytes, st: os.stat_result
 ) -> Iterator[tuple[str, str]]:
+    from daemon.logs import register_secret
+
     first = data.decode("utf-8", "replace").splitlines()[0].strip() if data.strip() else ""
     register_secret(first)  # nothing below prints it, and no log line will either
     if not first:
@@ -207,6 +213,8 @@ def _credentials(path: Path) -> bool:
 
 
 def _check_ca(path: Path) -> Iterator[tuple[str, str]]:
+    import ssl
+
     try:
         ctx = ssl.create_default_context(cafile=str(path))
     except (ssl.SSLError, ValueError) as exc:

@@ -4,25 +4,38 @@ Each room that owns commands exposes ``register(subparsers)``; every subcommand 
 ``func`` (``Callable[[argparse.Namespace], int]``) with ``set_defaults``. A handler
 prints its own one-line error on stderr and returns the exit status; it never
 lets a traceback reach the user for bad input.
+
+Start-up: a command imports only what it uses. The `card` and `pda` groups load
+their rooms' CLI modules only when the command line names them, and every
+handler imports its heavy modules (pyscard, vobject, cryptography) itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from cardio import cli as cardio_cli
 from daemon import checkconfig
 from daemon import commands as daemon_commands
-from daemon.logs import LOG_FORMATS, configure_logging
-from pda import cli as pda_cli
-from simcard import cli as simcard_cli
+from daemon.logformats import LOG_FORMATS
 
 Handler = Callable[[argparse.Namespace], int]
 
+#: Command groups -> the modules whose ``register`` adds their actions, in order.
+_GROUPS: dict[str, tuple[str, ...]] = {
+    "card": ("simcard.cli", "cardio.cli"),
+    "pda": ("pda.cli",),
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `argv`, only the command groups it names get their actions.
+
+    (A group's actions matter only when its name is on the command line: `simsync
+    --help` lists the groups, `simsync card --help` the card's actions.)
+    """
     parser = argparse.ArgumentParser(
         prog="simsync",
         description=(
@@ -30,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
             "moving only what changed, using sync objects kept on the card."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     parser.add_argument(
         "-v",
         "--verbose",
@@ -49,20 +62,40 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    card = sub.add_parser("card", help="the SIM card: emulate one, inspect one, read one")
-    card_sub = card.add_subparsers(dest="card_command", metavar="ACTION")
-    card_sub.required = True
-    simcard_cli.register(card_sub)
-    cardio_cli.register(card_sub)
-
-    pda = sub.add_parser("pda", help="the PDA peer: a vdir address book served over TCP + TLS")
-    pda_sub = pda.add_subparsers(dest="pda_command", metavar="ACTION")
-    pda_sub.required = True
-    pda_cli.register(pda_sub)
+    named = None if argv is None else set(argv)
+    helps = {
+        "card": "the SIM card: emulate one, inspect one, read one",
+        "pda": "the PDA peer: a vdir address book served over TCP + TLS",
+    }
+    for group, modules in _GROUPS.items():
+        actions = sub.add_parser(group, help=helps[group]).add_subparsers(
+            dest=f"{group}_command", metavar="ACTION"
+        )
+        actions.required = True
+        if named is None or group in named:
+            for module in modules:
+                importlib.import_module(module).register(actions)
 
     daemon_commands.register(sub)
     checkconfig.register(sub)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (importlib.metadata is slow)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"{parser.prog} {_version()}")
+        parser.exit()
 
 
 def _version() -> str:
@@ -75,8 +108,12 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one `simsync` command; returns its exit status."""
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser(argv).parse_args(argv)
+    from daemon.logs import configure_logging  # structlog: not needed for --help
+
     configure_logging(("warning", "info", "debug")[min(args.verbose, 2)], args.log_format)
     func: Handler = args.func
     try:

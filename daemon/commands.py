@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from daemon.config import EX_CONFIG, Config, ConfigError, load_config
-from daemon.result import format_result
-from syncproto.codes import ErrorCode
+if TYPE_CHECKING:
+    from daemon.config import Config
+
+# Config, card, transports and protocol load in the handlers that use them: the parser
+# is built for every `simsync` command, and `--help` must stay quick.
 
 __all__ = ["register"]
 
 MODES = ("auto", "slow", "refresh-from-card", "refresh-from-pda")
-# Failures that are the config's fault exit 78 (EX_CONFIG), like a config that does not load.
-_CONFIG_CODES = frozenset({ErrorCode.BAD_REQUEST, ErrorCode.UNKNOWN_PDA})
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,6 +63,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _load(path: Path) -> Config | None:
+    from daemon.config import ConfigError, load_config
+
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -72,6 +73,7 @@ def _load(path: Path) -> Config | None:
 
 
 def _id(args: argparse.Namespace) -> int:
+    from daemon.config import EX_CONFIG
     from daemon.sync import phone_identity
     from transports import IdentityError
 
@@ -105,11 +107,17 @@ class _ProgressBar:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from daemon.sync import run_sync
+    from daemon.config import EX_CONFIG
 
     config = _load(args.config)
     if config is None:
         return EX_CONFIG
+    import asyncio
+
+    from daemon.result import format_result
+    from daemon.sync import run_sync
+    from syncproto.codes import ErrorCode
+
     bar = _ProgressBar() if sys.stderr.isatty() else None
     try:
         result = asyncio.run(run_sync(config, args.pda, args.mode, progress=bar))
@@ -117,17 +125,25 @@ def _sync(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.finish()
     if args.json:
+        import json
+
         print(json.dumps(result.to_json(), ensure_ascii=False))
     elif result.ok:
         print(format_result(result))
     else:
         print(f"simsync sync: {format_result(result)}", file=sys.stderr)
-    if result.error is not None and result.error.code in _CONFIG_CODES:
+    # Failures that are the config's fault exit 78, like a config that does not load.
+    if result.error is not None and result.error.code in (
+        ErrorCode.BAD_REQUEST,
+        ErrorCode.UNKNOWN_PDA,
+    ):
         return EX_CONFIG
     return 0 if result.ok else 1
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import asyncio
+
     from daemon.demo import default_demo_dir, run_demo
 
     rerun = f"simsync demo --dir {args.dir}" if args.dir else "simsync demo"

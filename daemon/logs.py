@@ -33,6 +33,8 @@ from typing import Any, Literal, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from daemon.logformats import LOG_FORMATS, LogFormat
+
 __all__ = [
     "LOG_FORMATS",
     "LogFormat",
@@ -44,8 +46,6 @@ __all__ = [
     "resolve_format",
 ]
 
-LogFormat = Literal["auto", "console", "json"]
-LOG_FORMATS: tuple[LogFormat, ...] = ("auto", "console", "json")
 REDACTED = "[redacted]"
 MASK = "***"
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transports import IdentityError, TransportError
 
-from .node import PdaDir, PdaDirError, PdaServer
+if TYPE_CHECKING:
+    from .directory import PdaDir
+
+# The server, the vdir and vCard parsing load only in the handlers that use them: the
+# parser is built for every `simsync` command, and `--help` must stay quick.
 
 __all__ = ["register"]
 
@@ -63,6 +65,8 @@ def _fail(message: str) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from .directory import PdaDir, PdaDirError
+
     try:
         d = PdaDir.init(args.dir)
         print(d.identity().device_id)
@@ -72,6 +76,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _id(args: argparse.Namespace) -> int:
+    from .directory import PdaDir, PdaDirError
+
     try:
         print(PdaDir.open(args.dir).identity().device_id)
     except (PdaDirError, IdentityError, OSError) as exc:
@@ -80,6 +86,8 @@ def _id(args: argparse.Namespace) -> int:
 
 
 def _allow(args: argparse.Namespace) -> int:
+    from .directory import PdaDir, PdaDirError
+
     try:
         added = PdaDir.open(args.dir).allow(args.device_id)
     except (PdaDirError, ValueError, OSError) as exc:
@@ -89,6 +97,10 @@ def _allow(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .directory import PdaDir, PdaDirError
+
     if args.listen.startswith("memory:"):
         # memory: is in-process only: no phone in another process could ever reach it.
         return _fail(
@@ -103,6 +115,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_async(d: PdaDir, url: str) -> int:
+    import asyncio
+    import contextlib
+    import signal
+
+    from .node import PdaServer
+
     server = PdaServer(d)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

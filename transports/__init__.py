@@ -2,9 +2,15 @@
 
 Scheme drivers (``transports.memory``, ``transports.tcp``) are imported lazily by
 :func:`open_transport` / :func:`listen`; importing this package does not load them.
+Nor does it load asyncio, ssl or cryptography: every name but the errors comes from
+its module on first use (PEP 562), so a config check or ``--help`` stays quick.
 """
 
-from .base import DEFAULT_MAX_FRAME, FrameLink, Listener, TransportDriver
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     BadDeviceId,
     ConnectFailed,
@@ -20,10 +26,46 @@ from .errors import (
     TransportSpecError,
     TransportTimeout,
 )
-from .framing import FrameDecoder, StreamFrameLink, encode_frame
-from .identity import Identity, device_id_of, normalize_device_id
-from .registry import TRANSPORTS, check_address, listen, open_transport, register_transport
-from .tls import TlsLink, tls_client, tls_server
+
+if TYPE_CHECKING:
+    from .base import DEFAULT_MAX_FRAME, FrameLink, Listener, TransportDriver
+    from .framing import FrameDecoder, StreamFrameLink, encode_frame
+    from .identity import Identity, device_id_of, normalize_device_id
+    from .registry import TRANSPORTS, check_address, listen, open_transport, register_transport
+    from .tls import TlsLink, tls_client, tls_server
+
+#: name -> the module that defines it, imported when the name is first asked for.
+_LAZY = {
+    "DEFAULT_MAX_FRAME": "transports.base",
+    "FrameLink": "transports.base",
+    "Listener": "transports.base",
+    "TransportDriver": "transports.base",
+    "FrameDecoder": "transports.framing",
+    "StreamFrameLink": "transports.framing",
+    "encode_frame": "transports.framing",
+    "Identity": "transports.identity",
+    "device_id_of": "transports.identity",
+    "normalize_device_id": "transports.identity",
+    "TRANSPORTS": "transports.registry",
+    "check_address": "transports.registry",
+    "listen": "transports.registry",
+    "open_transport": "transports.registry",
+    "register_transport": "transports.registry",
+    "TlsLink": "transports.tls",
+    "tls_client": "transports.tls",
+    "tls_server": "transports.tls",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'transports' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later lookups never come back here
+    return value
+
 
 __all__ = [
     "DEFAULT_MAX_FRAME",

@@ -1,0 +1,65 @@
+"""How long a command takes to start: ``simsync --help`` and the imports behind each command.
+
+    .venv/bin/python -m bench.startup [--runs N]
+
+Fresh interpreters, bytecode present (``scripts/dev.sh`` compiles it at install;
+one warm-up run here makes sure). Prints the median and min-max wall time of
+each, and the modules behind the biggest costs; asserts nothing. Target (issue 9):
+``simsync --help`` <= 0.12 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SIMSYNC = str(Path(sys.executable).with_name("simsync"))
+
+CASES: dict[str, list[str]] = {
+    "python -c pass (the floor)": [sys.executable, "-c", "pass"],
+    "simsync --help": [SIMSYNC, "--help"],
+    "simsync pda --help": [SIMSYNC, "pda", "--help"],
+    "simsync card --help": [SIMSYNC, "card", "--help"],
+    "import daemon.cli": [sys.executable, "-c", "import daemon.cli"],
+    "import daemon.config": [sys.executable, "-c", "import daemon.config"],
+    "import daemon.sync (simsync sync)": [sys.executable, "-c", "import daemon.sync"],
+    "import pda.node (simsync pda serve)": [sys.executable, "-c", "import pda.node"],
+}
+
+
+def timed(argv: Sequence[str], runs: int) -> list[float]:
+    """Wall seconds of `runs` runs of argv (after one warm-up run that writes bytecode)."""
+    subprocess.run(argv, cwd=REPO, capture_output=True, check=False)
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, cwd=REPO, capture_output=True, check=False)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def measure(runs: int) -> dict[str, list[float]]:
+    """Every case's wall times."""
+    return {label: timed(argv, runs) for label, argv in CASES.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Time each case and print one line each."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9)
+    args = parser.parse_args(argv)
+    for label, times in measure(args.runs).items():
+        print(
+            f"{label:40s} median {statistics.median(times) * 1000:6.0f} ms  "
+            f"(min {min(times) * 1000:4.0f} - max {max(times) * 1000:4.0f})"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Each command imports only what it uses: checked in a fresh interpreter, by module name.
+
+Start-up time is what a person waits for before anything happens (``simsync --help``
+target: 0.12 s, see bench/startup.py); these tests pin the cause, not the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fixtures.pcsc import REPO
+
+TIMEOUT = 60
+PYSCARD = "smartcard"
+EMULATOR = "simcard"
+VCARD = "vobject"
+X509 = "cryptography.x509"
+
+
+def loaded(tmp_path: Path, *args: str, code: int = 0) -> set[str]:
+    """The modules a ``simsync ARGS`` process had loaded when it exited."""
+    out = tmp_path / "modules.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.startup.probe", str(out), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == code, proc.stderr
+    return set(json.loads(out.read_text()))
+
+
+def test_help_loads_no_room_but_the_daemons_parser(tmp_path: Path) -> None:
+    modules = loaded(tmp_path, "--help")
+    heavy = {"asyncio", "structlog", "importlib.metadata", "json", "ssl"}
+    rooms = {"cardio", "pda", "simcard", "transports", "syncproto", PYSCARD, VCARD, "cryptography"}
+    assert not modules & (heavy | rooms)
+
+
+def test_group_help_loads_only_that_group(tmp_path: Path) -> None:
+    modules = loaded(tmp_path, "pda", "--help")
+    assert "pda.cli" in modules
+    assert not modules & {"pda.node", "pda.vdir", VCARD, "cardio", "simcard", PYSCARD, X509}
+
+
+def test_a_bad_config_loads_neither_card_nor_crypto(tmp_path: Path) -> None:
+    config = tmp_path / "phone.toml"
+    config.write_text('[node]\nid = "x"\n[[pda]]\nname = "p"\naddress = "tcp://h:1"\n')
+    modules = loaded(tmp_path, "sync", "--config", str(config), code=78)
+    assert "daemon.config" in modules
+    assert not modules & {X509, VCARD, EMULATOR, "pda", "daemon.sync"}
+
+
+def test_pda_id_loads_no_card_emulator_and_no_vcard_parser(tmp_path: Path) -> None:
+    pda = tmp_path / "pda"
+    loaded(tmp_path, "pda", "init", str(pda))
+    modules = loaded(tmp_path, "pda", "id", str(pda))
+    assert X509 in modules  # the device id is the certificate's hash
+    assert not modules & {EMULATOR, VCARD, "pda.vdir", "pda.engine", "syncproto"}
