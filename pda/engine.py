@@ -302,11 +302,12 @@ class SyncEngine:
         """Empty records on the card before this sync's ops, as well as the phone knows."""
         if mode is not Mode.FAST:  # the listing is complete: every other record is empty
             return max(0, alert.records - len(self._card))
-        # The phone counts from its local copy. A record another terminal emptied since
-        # may be in the copy already or not: not counting it at worst leaves it for the
-        # next sync (the copy has it by then); counting it twice would cost a Put the
-        # card refuses, and the phone a search of the card for room that is not there.
-        return alert.free_records
+        # The phone counts in its local copy as it stood at the Alert, which has not seen
+        # the records another terminal emptied since (the changes below): room for a
+        # waiting contact in this very sync. Should the copy have seen one already, the
+        # count is one too high: a Put the phone answers Skipped, still counted right.
+        emptied = sum(1 for r, e in self._card.items() if e is None and r in self._synced)
+        return min(alert.records, alert.free_records + emptied)
 
     def _prepare(self, applied: Applied) -> Message:
         assert self._alert is not None
