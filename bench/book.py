@@ -161,8 +161,8 @@ class BookRig(Rig):
     def edit(self, k: int) -> None:
         """Rewrite k contacts that are on the card, as a person's vdir tool would."""
         vdir = PdaDir.open(self.pda_dir).contacts
-        for j in range(k):
-            i = 1 + (self._edits * 37 + j * 53) % CARD
+        for _ in range(k):  # k different contacts (k <= 250), each a new number
+            i = 1 + (self._edits * 7) % CARD
             uid, name, _ = contact(i)
             self._edits += 1
             (vdir / f"{uid}.vcf").write_text(

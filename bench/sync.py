@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +105,7 @@ class Measured:
         )
 
 
-def _write_records(image: Path, records: dict[int, AdnRecord | None]) -> None:
+def _write_records(image: Path, records: Mapping[int, AdnRecord | None]) -> None:
     """UPDATE RECORD on channel 0, as another terminal would between syncs."""
     card: SimCard = open_image(image)
     try:
