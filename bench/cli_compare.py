@@ -146,6 +146,7 @@ def compare(rig: BookRig, root: Path, runs: int) -> Compared:
     `root` is a scratch directory for vdirsyncer's mirror, config and status.
     """
     contacts = rig.contacts
+    root.mkdir(parents=True, exist_ok=True)
     vdir = rig.pda_dir / "contacts"
     server = PdaServe(rig.pda_dir)
     try:

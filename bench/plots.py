@@ -99,7 +99,7 @@ def cli_vs_vdirsyncer(path: Path, compared: Sequence[tuple[int, Compared]]) -> N
         ax.set_ylabel("ms")
         ax.set_title(f"same vdir, same 5 changes: {what} time (median, min-max)")
         ax.grid(True, axis="y", alpha=0.3)
-    axes[0].legend()
+    axes[0].legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -29,7 +29,7 @@ from pathlib import Path
 import structlog
 
 from bench import card_cost, cli_compare, plots, startup
-from bench.book import BookRig, Timings, measure
+from bench.book import CARD, BookRig, Timings, measure
 from bench.sync import LinkModel
 
 FULL_SIZES = (250, 1_000, 2_500, 10_000, 25_000, 50_000)
@@ -155,10 +155,20 @@ def _tables(
     return out
 
 
-def write_report(out: Path, quick: bool) -> None:
+def write_report(
+    out: Path,
+    quick: bool,
+    sizes: Sequence[int] | None = None,
+    cli_sizes: Sequence[int] | None = None,
+    runs: int | None = None,
+) -> None:
     """Run everything and write the report and plots under `out`."""
-    sizes = QUICK_SIZES if quick else FULL_SIZES
-    runs, cli_sizes = (3, {10_000}) if quick else (5, {10_000, 50_000})
+    if sizes is None:
+        sizes = QUICK_SIZES if quick else FULL_SIZES
+    if cli_sizes is None:
+        cli_sizes = [n for n in (10_000, 50_000) if n in sizes]
+    if runs is None:
+        runs = 3 if quick else 5
     began, load_before = time.time(), _load()
     print("start-up ...", flush=True)
     starts = startup.measure(runs=5 if quick else 11)
@@ -200,9 +210,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and runs (minutes)")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="default: docs")
+    parser.add_argument("--sizes", type=_ints, help="book sizes, e.g. 250,1000 (default: all)")
+    parser.add_argument("--cli-sizes", type=_ints, help="sizes to compare with vdirsyncer")
+    parser.add_argument("--runs", type=int, help="runs per scenario (default 5, quick 3)")
     args = parser.parse_args(argv)
+    if args.sizes and min(args.sizes) < CARD:
+        parser.error(f"book sizes start at {CARD} (the card's records)")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    write_report(args.out, args.quick)
+    write_report(args.out, args.quick, args.sizes, args.cli_sizes, args.runs)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
 
 
 if __name__ == "__main__":
