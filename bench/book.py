@@ -33,7 +33,8 @@ from bench.sync import INS_NAMES, PIN, LinkModel, Measured, RecordingLink, Rig, 
 from cardio import InProcessLink
 from cardio.codecs import AdnRecord
 from cardio.localcopy import CardStateDB
-from daemon.sync import _Run, _sync_card, phone_identity
+from daemon.conversation import Run
+from daemon.sync import _sync_card, phone_identity
 from pda.node import PdaDir, PdaServer
 from simcard import create_image, open_image
 from syncproto import RequestedMode
@@ -139,7 +140,7 @@ class BookRig(Rig):
         card = open_image(self.image)
         link = RecordingLink(InProcessLink(card), model)
         state = CardStateDB(config.node.state_dir / "cards.sqlite")
-        run = _Run(pda)
+        run = Run(pda)
         try:
             started, cpu = time.perf_counter(), time.process_time()
             async with link:
@@ -154,7 +155,7 @@ class BookRig(Rig):
             card.close()
         kinds = Counter(INS_NAMES.get(ins, f"INS {ins:02X}") for ins, _ in link.log)
         return Measured(
-            label, run.mode or "?", run.to_pda.to_json(), run.to_card.frozen().to_json(),
+            label, run.mode or "?", run.to_pda.to_json(), run.to_card.to_json(),
             link.apdu_count, link.tpdu_bytes, link.modeled_seconds, wall, kinds,
         )  # fmt: skip
 

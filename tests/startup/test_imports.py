@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.fixtures.pcsc import REPO
+from tests.fixtures.pcsc import REPO, terminate
 
 TIMEOUT = 60
 PYSCARD = "smartcard"
@@ -53,7 +53,7 @@ def test_a_bad_config_loads_neither_card_nor_crypto(tmp_path: Path) -> None:
     config.write_text('[node]\nid = "x"\n[[pda]]\nname = "p"\naddress = "tcp://h:1"\n')
     modules = loaded(tmp_path, "sync", "--config", str(config), code=78)
     assert "daemon.config" in modules
-    assert not modules & {X509, VCARD, EMULATOR, "pda", "daemon.sync"}
+    assert not modules & {X509, VCARD, EMULATOR, PYSCARD, "pda", "daemon.sync"}
 
 
 def test_pda_id_loads_no_card_emulator_and_no_vcard_parser(tmp_path: Path) -> None:
@@ -62,3 +62,40 @@ def test_pda_id_loads_no_card_emulator_and_no_vcard_parser(tmp_path: Path) -> No
     modules = loaded(tmp_path, "pda", "id", str(pda))
     assert X509 in modules  # the device id is the certificate's hash
     assert not modules & {EMULATOR, VCARD, "pda.vdir", "pda.engine", "syncproto"}
+
+
+def test_pda_serve_never_loads_pyscard_or_the_card_emulator(tmp_path: Path) -> None:
+    pda = tmp_path / "pda"
+    loaded(tmp_path, "pda", "init", str(pda))
+    out = tmp_path / "serve.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.startup.probe", str(out), "pda", "serve", str(pda),
+         "--listen", "tcp://127.0.0.1:0"],
+        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("listening ")  # the server is up
+    finally:
+        terminate(proc)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    modules = set(json.loads(out.read_text()))
+    assert {"pda.node", "pda.vdir", VCARD} <= modules
+    assert not modules & {PYSCARD, EMULATOR}
+
+
+def test_a_pcsc_sync_loads_neither_vcard_parser_nor_emulator(tmp_path: Path) -> None:
+    # No pcscd here: the sync fails at the card, after the sync, card and TLS code loaded.
+    (tmp_path / "pin").write_text("0000\n")
+    config = tmp_path / "phone.toml"
+    config.write_text(
+        f'[node]\nid = "x"\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[card]\nreader = "No Such Reader"\npin_file = "{tmp_path / "pin"}"\n'
+        '[[pda]]\nname = "p"\naddress = "tcp://127.0.0.1:9"\n'
+        f'device_id = "{"ab" * 32}"\n'
+    )
+    modules = loaded(tmp_path, "sync", "--config", str(config), code=1)
+    assert {"daemon.sync", "cardio.session", "transports.tls"} <= modules
+    assert not modules & {VCARD, EMULATOR, "pda"}
