@@ -117,6 +117,10 @@ class CardEvents:
             self._pending.extend(events)
         return self._pending.popleft()
 
+    def card_present(self) -> bool:
+        """Whether a matching reader holds a card, as of the last snapshot or wait."""
+        return any(state & _PRESENT for state in self._states.values())
+
     async def aclose(self) -> None:
         """Stop: interrupt a running wait and release the PC/SC context."""
         if self._closed:

@@ -1,4 +1,4 @@
-"""Top-level commands owned by the daemon room: ``sync``, ``id``, ``demo``."""
+"""Top-level commands owned by the daemon room: ``sync``, ``daemon``, ``id``, ``demo``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_sync)
 
     p = sub.add_parser(
+        "daemon",
+        help="run the phone service: card watch, sync queue, MQTT (spec/mqtt.md)",
+        description="Run until SIGTERM: watch the card, take sync requests over MQTT "
+        "([mqtt] in the config; topics under ROOT = topic_root, default simsync/<node id>), "
+        "run one sync at a time, publish status, progress, results and events, and run the "
+        "[triggers] of the config (sync on card insertion, every N minutes). Without [mqtt] "
+        "only the triggers run. SIGHUP re-reads the config (a bad one is refused and the old "
+        "one kept); SIGTERM stops after publishing offline (exit 0). Under systemd it speaks "
+        "sd_notify (Type=notify, WatchdogSec). Exit 78 for a bad config. See docs/daemon.md.",
+    )
+    p.add_argument("--config", required=True, type=Path, metavar="FILE", help="phone config (TOML)")
+    p.set_defaults(func=_daemon)
+
+    p = sub.add_parser(
         "id",
         help="print this phone's device id (made on first use in state_dir)",
         description="Print the phone's device id: pair it on the PDA with "
@@ -70,6 +84,21 @@ def _load(path: Path) -> Config | None:
     except ConfigError as exc:
         print(f"simsync: {exc}", file=sys.stderr)
         return None
+
+
+def _daemon(args: argparse.Namespace) -> int:
+    from daemon.config import read_password_file
+    from daemon.service import NullNotify, Service
+
+    config = _load(args.config)
+    if config is None:
+        return EX_CONFIG
+    try:
+        read_password_file(config)  # fail now, not at the first connect
+    except ConfigError as exc:
+        print(f"simsync: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    return asyncio.run(Service(config, notify=NullNotify()).run())
 
 
 def _id(args: argparse.Namespace) -> int:

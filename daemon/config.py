@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
 from cardio.errors import InvalidRequest
 from cardio.hostfiles import default_state_dir, read_pin
@@ -27,15 +28,20 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConflictPolicy",
+    "DaemonConfig",
+    "MqttConfig",
     "NodeConfig",
     "PdaConfig",
+    "TriggerConfig",
     "load_config",
+    "read_password_file",
     "read_pin_file",
 ]
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 
 ConflictPolicy = Literal["duplicate", "card-wins", "pda-wins"]
+MqttProtocol = Literal["3.1.1", "5"]
 _POLICIES: tuple[ConflictPolicy, ...] = ("duplicate", "card-wins", "pda-wins")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -79,6 +85,42 @@ class PdaConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    """The broker the daemon keeps a session with (spec/mqtt.md); ``[mqtt]`` in the file."""
+
+    url: str
+    tls: bool
+    host: str
+    port: int
+    username: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    topic_root: str = ""
+    protocol: MqttProtocol = "3.1.1"
+    keepalive: int = 60
+    ha_discovery: bool = False
+    discovery_prefix: str = "homeassistant"
+
+
+@dataclass(frozen=True)
+class TriggerConfig:
+    """Syncs the daemon starts by itself; ``[triggers]`` in the file."""
+
+    on_card_inserted: bool = False
+    every_minutes: int = 0
+    # Which PDAs a trigger syncs; empty: every configured PDA.
+    pdas: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """Limits of the long-running service; ``[daemon]`` in the file."""
+
+    sync_timeout: int = 600
+    max_waiting: int = 100
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, validated configuration."""
 
@@ -86,6 +128,9 @@ class Config:
     node: NodeConfig
     card: CardConfig
     pdas: tuple[PdaConfig, ...]
+    mqtt: MqttConfig | None = None
+    triggers: TriggerConfig = TriggerConfig()
+    daemon: DaemonConfig = DaemonConfig()
 
     def pda(self, name: str | None) -> PdaConfig:
         """The PDA called ``name``; without a name, the only one configured."""
@@ -134,6 +179,18 @@ class _Reader:
         v = self.opt_str(name)
         if v is None:
             raise ConfigError(self.file, self.key(name), "missing (required)")
+        return v
+
+    def opt_bool(self, name: str, default: bool) -> bool:
+        v = self.table.get(name, default)
+        if not isinstance(v, bool):
+            raise ConfigError(self.file, self.key(name), "must be true or false")
+        return v
+
+    def opt_int(self, name: str, default: int, low: int, high: int) -> int:
+        v = self.table.get(name, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise ConfigError(self.file, self.key(name), f"must be a whole number {low}-{high}")
         return v
 
     def opt_path(self, name: str) -> Path | None:
@@ -194,7 +251,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(file, "", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "", f"not valid TOML: {exc}") from exc
-    unknown = sorted(set(data) - {"node", "card", "pda"})
+    unknown = sorted(set(data) - {"node", "card", "pda", "mqtt", "triggers", "daemon"})
     if unknown:
         raise ConfigError(file, unknown[0], "unknown section")
 
@@ -239,7 +296,114 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         if conflict not in _POLICIES:
             raise ConfigError(file, r.key("conflict"), f"must be one of {', '.join(_POLICIES)}")
         pdas.append(PdaConfig(name, address, device_id, conflict))
-    return Config(path=file, node=node, card=card, pdas=tuple(pdas))
+    return Config(
+        path=file,
+        node=node,
+        card=card,
+        pdas=tuple(pdas),
+        mqtt=_mqtt(file, _table(file, data, "mqtt"), node.id) if "mqtt" in data else None,
+        triggers=_triggers(file, _table(file, data, "triggers"), [p.name for p in pdas]),
+        daemon=_daemon(file, _table(file, data, "daemon")),
+    )
+
+
+_MQTT_KEYS = {
+    "url", "username", "password_file", "ca_file", "topic_root", "protocol", "keepalive",
+    "ha_discovery", "discovery_prefix",
+}  # fmt: skip
+_SCHEMES = {"mqtt": (False, 1883), "mqtts": (True, 8883)}
+
+
+def _topic(r: _Reader, name: str, default: str) -> str:
+    v = r.opt_str(name) or default
+    if any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/") or "//" in v:
+        raise ConfigError(
+            r.file, r.key(name), "a topic without wildcards (+ #), empty levels or edge slashes"
+        )
+    return v
+
+
+def _mqtt(file: Path, table: dict[str, Any], node_id: str) -> MqttConfig:
+    r = _Reader(file, "mqtt", table, _MQTT_KEYS)
+    url = r.req_str("url")
+    parts = urlsplit(url)
+    scheme = _SCHEMES.get(parts.scheme)
+    if scheme is None:
+        raise ConfigError(file, "mqtt.url", "use mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+    try:
+        port = parts.port or scheme[1]
+    except ValueError:
+        raise ConfigError(file, "mqtt.url", "the port must be a number 1-65535") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(file, "mqtt.url", "no user in the URL: set username and password_file")
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(file, "mqtt.url", "use mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+    username = r.opt_str("username")
+    password_file = r.opt_path("password_file")
+    if password_file is not None and username is None:
+        raise ConfigError(file, "mqtt.password_file", "needs mqtt.username as well")
+    ca_file = r.opt_path("ca_file")
+    if ca_file is not None and not scheme[0]:
+        raise ConfigError(file, "mqtt.ca_file", "only for mqtts:// URLs")
+    protocol = r.opt_str("protocol") or "3.1.1"
+    if protocol not in ("3.1.1", "5"):
+        raise ConfigError(file, "mqtt.protocol", 'must be "3.1.1" or "5"')
+    return MqttConfig(
+        url=url,
+        tls=scheme[0],
+        host=parts.hostname,
+        port=port,
+        username=username,
+        password_file=password_file,
+        ca_file=ca_file,
+        topic_root=_topic(r, "topic_root", f"simsync/{node_id}"),
+        protocol=cast(MqttProtocol, protocol),
+        keepalive=r.opt_int("keepalive", 60, 5, 3600),
+        ha_discovery=r.opt_bool("ha_discovery", False),
+        discovery_prefix=_topic(r, "discovery_prefix", "homeassistant"),
+    )
+
+
+def _triggers(file: Path, table: dict[str, Any], pda_names: list[str]) -> TriggerConfig:
+    r = _Reader(file, "triggers", table, {"on_card_inserted", "every_minutes", "pdas"})
+    pdas = table.get("pdas", [])
+    if not isinstance(pdas, list) or not all(isinstance(p, str) for p in pdas):
+        raise ConfigError(file, "triggers.pdas", 'must be a list of PDA names, e.g. ["pda1"]')
+    for name in pdas:
+        if name not in pda_names:
+            raise ConfigError(file, "triggers.pdas", f"no PDA named {name!r} in the config")
+    return TriggerConfig(
+        on_card_inserted=r.opt_bool("on_card_inserted", False),
+        every_minutes=r.opt_int("every_minutes", 0, 0, 7 * 24 * 60),
+        pdas=tuple(dict.fromkeys(cast(list[str], pdas))),
+    )
+
+
+def _daemon(file: Path, table: dict[str, Any]) -> DaemonConfig:
+    r = _Reader(file, "daemon", table, {"sync_timeout", "max_waiting"})
+    return DaemonConfig(
+        sync_timeout=r.opt_int("sync_timeout", 600, 10, 24 * 3600),
+        max_waiting=r.opt_int("max_waiting", 100, 1, 10_000),
+    )
+
+
+def read_password_file(config: Config) -> str | None:
+    """The MQTT password (first line of ``mqtt.password_file``), or None when not configured.
+
+    Read at every connect, so a rotated password is picked up without a restart.
+    """
+    if config.mqtt is None or config.mqtt.password_file is None:
+        return None
+    path = config.mqtt.password_file
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        problem = f"cannot read {path}: {reason}"
+        raise ConfigError(config.path, "mqtt.password_file", problem) from exc
+    if not lines or not lines[0]:
+        raise ConfigError(config.path, "mqtt.password_file", f"{path}: the first line is empty")
+    return lines[0]
 
 
 def read_pin_file(config: Config) -> str | None:

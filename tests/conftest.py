@@ -22,6 +22,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.pcsc",
     "tests.fixtures.bluez",
     "tests.fixtures.sdnotify",
+    "tests.fixtures.mosquitto",
 ]
 
 

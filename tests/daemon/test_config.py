@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import ConfigError, load_config, read_pin_file
+from daemon.config import ConfigError, load_config, read_password_file, read_pin_file
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = "ab" * 32
@@ -77,7 +77,30 @@ def test_device_id_accepts_colons_and_case(tmp_path: Path) -> None:
             "pda[0].address",
             "baud must be one of",
         ),
-        ('[mqtt]\nbroker = "x"\n', "mqtt", "unknown section"),
+        ('[mqtt]\nbroker = "x"\n', "mqtt.broker", "unknown key"),
+        ("[mqtt]\n", "mqtt.url", "missing"),
+        ('[mqtt]\nurl = "http://h"\n', "mqtt.url", "mqtt://HOST"),
+        ('[mqtt]\nurl = "mqtt://"\n', "mqtt.url", "mqtt://HOST"),
+        ('[mqtt]\nurl = "mqtt://h/x"\n', "mqtt.url", "mqtt://HOST"),
+        ('[mqtt]\nurl = "mqtt://h:99999"\n', "mqtt.url", "1-65535"),
+        ('[mqtt]\nurl = "mqtt://u:p@h"\n', "mqtt.url", "password_file"),
+        ('[mqtt]\nurl = "mqtt://h"\npassword_file = "pw"\n', "mqtt.password_file", "username"),
+        ('[mqtt]\nurl = "mqtt://h"\nca_file = "ca"\n', "mqtt.ca_file", "mqtts://"),
+        ('[mqtt]\nurl = "mqtt://h"\nprotocol = "4"\n', "mqtt.protocol", '"3.1.1" or "5"'),
+        ('[mqtt]\nurl = "mqtt://h"\nkeepalive = 1\n', "mqtt.keepalive", "5-3600"),
+        ('[mqtt]\nurl = "mqtt://h"\nha_discovery = "yes"\n', "mqtt.ha_discovery", "true or"),
+        ('[mqtt]\nurl = "mqtt://h"\ntopic_root = "a/#"\n', "mqtt.topic_root", "wildcards"),
+        ('[mqtt]\nurl = "mqtt://h"\ntopic_root = "/a"\n', "mqtt.topic_root", "slashes"),
+        ('[mqtt]\nurl = "mqtt://h"\ndiscovery_prefix = "a//b"\n', "mqtt.discovery_prefix", "empty"),
+        ('mqtt = "x"\n', "mqtt", "must be a table"),
+        ("[triggers]\nevery_minutes = -1\n", "triggers.every_minutes", "whole number"),
+        ("[triggers]\nevery_minutes = 1.5\n", "triggers.every_minutes", "whole number"),
+        ("[triggers]\non_card_inserted = 1\n", "triggers.on_card_inserted", "true or false"),
+        ('[triggers]\npdas = ["nope"]\n', "triggers.pdas", "no PDA named 'nope'"),
+        ('[triggers]\npdas = "p"\n', "triggers.pdas", "list of PDA names"),
+        ("[triggers]\nwhen = 1\n", "triggers.when", "unknown key"),
+        ("[daemon]\nsync_timeout = 1\n", "daemon.sync_timeout", "10-86400"),
+        ("[daemon]\nmax_waiting = 0\n", "daemon.max_waiting", "1-10000"),
         (PDA + 'device_id = "xyz"\n', "pda[0].device_id", "64 hex"),
         (
             PDA + 'device_id = "' + DEV + '"\nconflict = "x"\n',
@@ -136,3 +159,55 @@ def test_pin_file_is_read_and_never_echoed(tmp_path: Path) -> None:
         read_pin_file(cfg)
     assert "98765" not in str(exc.value)
     assert "4-8 digits" in str(exc.value)
+
+
+def test_mqtt_triggers_and_daemon_keys(tmp_path: Path) -> None:
+    text = (
+        '[node]\nid = "ph.one"\n'
+        '[mqtt]\nurl = "mqtts://broker.example:8884"\nusername = "u"\n'
+        'password_file = "pw"\nca_file = "ca.pem"\nprotocol = "5"\nha_discovery = true\n'
+        '[triggers]\non_card_inserted = true\nevery_minutes = 30\npdas = ["p"]\n'
+        "[daemon]\nsync_timeout = 60\nmax_waiting = 5\n" + PDA + f'device_id = "{DEV}"\n'
+    )
+    cfg = load_config(write(tmp_path, text))
+    m = cfg.mqtt
+    assert m is not None
+    assert (m.tls, m.host, m.port, m.username) == (True, "broker.example", 8884, "u")
+    assert m.password_file == tmp_path / "pw"
+    assert m.ca_file == tmp_path / "ca.pem"
+    assert m.topic_root == "simsync/ph.one"
+    assert (m.protocol, m.keepalive, m.ha_discovery, m.discovery_prefix) == (
+        "5",
+        60,
+        True,
+        "homeassistant",
+    )
+    assert cfg.triggers.on_card_inserted and cfg.triggers.every_minutes == 30
+    assert cfg.triggers.pdas == ("p",)
+    assert (cfg.daemon.sync_timeout, cfg.daemon.max_waiting) == (60, 5)
+
+
+def test_mqtt_defaults_and_no_mqtt(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, '[mqtt]\nurl = "mqtt://h"\ntopic_root = "home/phone"\n'))
+    assert cfg.mqtt is not None
+    assert (cfg.mqtt.port, cfg.mqtt.tls, cfg.mqtt.protocol) == (1883, False, "3.1.1")
+    assert cfg.mqtt.topic_root == "home/phone"
+    bare = load_config(write(tmp_path, ""))
+    assert bare.mqtt is None
+    assert not bare.triggers.on_card_inserted and bare.triggers.every_minutes == 0
+    assert bare.daemon.sync_timeout == 600
+
+
+def test_password_file_is_read_and_never_echoed(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(tmp_path, '[mqtt]\nurl = "mqtt://h"\nusername = "u"\npassword_file = "pw"\n')
+    )
+    with pytest.raises(ConfigError, match="cannot read") as exc:
+        read_password_file(cfg)
+    assert exc.value.key == "mqtt.password_file"
+    (tmp_path / "pw").write_text("s3cret pass \nignored\n")
+    assert read_password_file(cfg) == "s3cret pass "
+    (tmp_path / "pw").write_text("\nsecond-line-secret\n")
+    with pytest.raises(ConfigError, match="first line is empty") as exc:
+        read_password_file(cfg)
+    assert "second-line-secret" not in str(exc.value)

@@ -1,0 +1,155 @@
+"""A test's own MQTT client (paho, independent of the daemon's aiomqtt session).
+
+It records every message it receives and lets a test await one with a time-out::
+
+    obs = await Observer.connect(broker, "simsync/phone/#")
+    obs.publish("simsync/phone/sync/request", {"id": "r1"})
+    result = await obs.expect("simsync/phone/sync/result", id="r1")
+
+paho runs its network loop in its own thread; ``close()`` stops and joins it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.fixtures.mosquitto import USERS, Broker
+
+TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class Msg:
+    """One received message."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+class Observer:
+    """See the module docstring."""
+
+    def __init__(self, broker: Broker, *, user: str | None = None) -> None:
+        self.broker = broker
+        self.loop = asyncio.get_running_loop()
+        self.messages: list[Msg] = []
+        self._taken: set[int] = set()
+        self._new = asyncio.Event()
+        self._connected = asyncio.Event()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        if user is None and broker.auth:
+            user = "observer"
+        if user is not None:
+            self.client.username_pw_set(user, USERS[user][0])
+        if broker.tls:
+            assert broker.ca_file is not None
+            self.client.tls_set(ca_certs=str(broker.ca_file), cert_reqs=ssl.CERT_REQUIRED)
+        self.client.on_message = self._on_message
+        self.client.on_connect = self._on_connect
+
+    @classmethod
+    async def connect(cls, broker: Broker, *topics: str, user: str | None = None) -> Observer:
+        """Connected and subscribed (SUBACK received) to ``topics``."""
+        obs = cls(broker, user=user)
+        obs.client.connect("127.0.0.1", broker.port)
+        obs.client.loop_start()
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                await obs._connected.wait()
+            for topic in topics:
+                await obs.subscribe(topic)
+        except BaseException:
+            obs.close()
+            raise
+        return obs
+
+    async def subscribe(self, topic: str) -> None:
+        """Subscribe at QoS 1 and wait for the SUBACK."""
+        acked = asyncio.Event()
+
+        def on_subscribe(*_: Any) -> None:
+            self.loop.call_soon_threadsafe(acked.set)
+
+        self.client.on_subscribe = on_subscribe
+        rc, _ = self.client.subscribe(topic, qos=1)
+        assert rc == paho.MQTT_ERR_SUCCESS
+        async with asyncio.timeout(TIMEOUT):
+            await acked.wait()
+
+    def _on_connect(self, *_: Any) -> None:
+        self.loop.call_soon_threadsafe(self._connected.set)
+
+    def _on_message(self, _c: Any, _u: Any, message: paho.MQTTMessage) -> None:
+        msg = Msg(message.topic, bytes(message.payload), bool(message.retain))
+        self.loop.call_soon_threadsafe(self._add, msg)
+
+    def _add(self, msg: Msg) -> None:
+        self.messages.append(msg)
+        self._new.set()
+
+    def publish(
+        self, topic: str, payload: bytes | str | dict[str, Any], *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish (a dict is sent as JSON); returns once paho queued it."""
+        data = json.dumps(payload).encode() if isinstance(payload, dict) else payload
+        info = self.client.publish(topic, data, qos=qos, retain=retain)
+        assert info.rc == paho.MQTT_ERR_SUCCESS
+
+    def _find(self, topic: str, where: dict[str, Any], raw: bytes | None) -> Msg | None:
+        for i, msg in enumerate(self.messages):
+            if i in self._taken or msg.topic != topic:
+                continue
+            if raw is not None:
+                if msg.payload != raw:
+                    continue
+            elif where:
+                try:
+                    obj = msg.json()
+                except ValueError:
+                    continue
+                if not isinstance(obj, dict) or any(obj.get(k) != v for k, v in where.items()):
+                    continue
+            self._taken.add(i)
+            return msg
+        return None
+
+    async def expect_msg(
+        self, topic: str, *, raw: bytes | None = None, timeout: float = TIMEOUT, **where: Any
+    ) -> Msg:
+        """The first message on ``topic`` not taken yet whose JSON has ``where``'s values
+        (or whose payload is ``raw``); waits for it at most ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                while (msg := self._find(topic, where, raw)) is None:
+                    self._new.clear()
+                    await self._new.wait()
+        except TimeoutError:
+            seen = [(m.topic, m.payload[:200]) for m in self.messages[-10:]]
+            raise AssertionError(
+                f"no message on {topic} with {where or raw!r} in {timeout} s; last seen: {seen}"
+            ) from None
+        return msg
+
+    async def expect(self, topic: str, *, timeout: float = TIMEOUT, **where: Any) -> Any:
+        """``expect_msg`` and its JSON."""
+        return (await self.expect_msg(topic, timeout=timeout, **where)).json()
+
+    def count(self, topic: str) -> int:
+        """Messages received on ``topic`` so far."""
+        return sum(1 for m in self.messages if m.topic == topic)
+
+    def close(self) -> None:
+        """Disconnect and join paho's thread."""
+        self.client.disconnect()
+        self.client.loop_stop()
