@@ -382,7 +382,7 @@ def _triggers(file: Path, table: dict[str, Any], pda_names: list[str]) -> Trigge
 def _daemon(file: Path, table: dict[str, Any]) -> DaemonConfig:
     r = _Reader(file, "daemon", table, {"sync_timeout", "max_waiting"})
     return DaemonConfig(
-        sync_timeout=r.opt_int("sync_timeout", 600, 10, 24 * 3600),
+        sync_timeout=r.opt_int("sync_timeout", 600, 1, 24 * 3600),
         max_waiting=r.opt_int("max_waiting", 100, 1, 10_000),
     )
 

@@ -312,6 +312,7 @@ class Control:
             self.blocked = True
         elif result.ok:
             self.blocked = False
+            self.present = True  # a sync that reached the card proves it is there
         self.publish_status()
 
     def event(self, kind: EventType, pda: str | None = None) -> None:

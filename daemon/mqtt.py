@@ -134,7 +134,7 @@ class MqttLink:
             tls = ssl.create_default_context(
                 cafile=str(cfg.ca_file) if cfg.ca_file is not None else None
             )
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             cfg.host,
             cfg.port,
             username=cfg.username,
@@ -148,6 +148,9 @@ class MqttLink:
             tls_context=tls,
             timeout=_PUBLISH_TIMEOUT,
         )
+        # aiomqtt warns past 10 pending calls; our batches are meant to overlap.
+        client.pending_calls_threshold = 2 * _BATCH
+        return client
 
     async def _session(self) -> None:
         async with self._client() as client:

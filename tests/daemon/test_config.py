@@ -99,7 +99,7 @@ def test_device_id_accepts_colons_and_case(tmp_path: Path) -> None:
         ('[triggers]\npdas = ["nope"]\n', "triggers.pdas", "no PDA named 'nope'"),
         ('[triggers]\npdas = "p"\n', "triggers.pdas", "list of PDA names"),
         ("[triggers]\nwhen = 1\n", "triggers.when", "unknown key"),
-        ("[daemon]\nsync_timeout = 1\n", "daemon.sync_timeout", "10-86400"),
+        ("[daemon]\nsync_timeout = 0\n", "daemon.sync_timeout", "1-86400"),
         ("[daemon]\nmax_waiting = 0\n", "daemon.max_waiting", "1-10000"),
         (PDA + 'device_id = "xyz"\n', "pda[0].device_id", "64 hex"),
         (
@@ -182,7 +182,8 @@ def test_mqtt_triggers_and_daemon_keys(tmp_path: Path) -> None:
         True,
         "homeassistant",
     )
-    assert cfg.triggers.on_card_inserted and cfg.triggers.every_minutes == 30
+    assert cfg.triggers.on_card_inserted
+    assert cfg.triggers.every_minutes == 30
     assert cfg.triggers.pdas == ("p",)
     assert (cfg.daemon.sync_timeout, cfg.daemon.max_waiting) == (60, 5)
 
@@ -194,7 +195,8 @@ def test_mqtt_defaults_and_no_mqtt(tmp_path: Path) -> None:
     assert cfg.mqtt.topic_root == "home/phone"
     bare = load_config(write(tmp_path, ""))
     assert bare.mqtt is None
-    assert not bare.triggers.on_card_inserted and bare.triggers.every_minutes == 0
+    assert not bare.triggers.on_card_inserted
+    assert bare.triggers.every_minutes == 0
     assert bare.daemon.sync_timeout == 600
 
 

@@ -15,12 +15,16 @@ def test_requests_for_a_queued_pda_join_and_each_id_is_answered() -> None:
     assert q.submit("c", "pda2", "auto").admit is Admit.QUEUED
     assert len(q) == 2
     job = q.next()
-    assert job is first.job and job.running and job.id == "a"
+    assert job is not None
+    assert job is first.job
+    assert job.running
+    assert job.id == "a"
     # Joining the running sync, too.
     assert q.submit("d", "pda1", "auto") == first.__class__(Admit.JOINED, job)
     assert q.finish(job) == ["a", "b", "d"]
     nxt = q.next()
-    assert nxt is not None and nxt.pda == "pda2"
+    assert nxt is not None
+    assert nxt.pda == "pda2"
     assert q.finish(nxt) == ["c"]
     assert q.next() is None
     assert q.waiting == 0
@@ -31,11 +35,13 @@ def test_modes_join_upgrade_or_queue_behind() -> None:
     auto = q.submit("a", "p", "auto").job
     # An explicit mode upgrades a queued auto job: its waiters asked for any sync.
     assert q.submit("s", "p", "slow").job is auto
-    assert auto is not None and auto.mode == "slow"
+    assert auto is not None
+    assert auto.mode == "slow"
     # auto joins anything; another explicit mode queues behind, once.
     assert q.submit("a2", "p", "auto").job is auto
     card = q.submit("c", "p", "refresh-from-card")
-    assert card.admit is Admit.QUEUED and card.job is not auto
+    assert card.admit is Admit.QUEUED
+    assert card.job is not auto
     assert q.submit("c2", "p", "refresh-from-card").job is card.job
     running = q.next()
     assert running is auto
@@ -52,7 +58,8 @@ def test_running_auto_job_is_not_upgraded() -> None:
     job = q.next()
     slow = q.submit("s", "p", "slow")
     assert slow.admit is Admit.QUEUED
-    assert job is not None and job.mode == "auto"
+    assert job is not None
+    assert job.mode == "auto"
 
 
 def test_duplicate_id_is_answered_once() -> None:
@@ -68,8 +75,10 @@ def test_the_bound_refuses_and_costs_nothing() -> None:
         assert q.submit(rid, "p", "auto").admit in (Admit.QUEUED, Admit.JOINED)
     for i in range(1000):
         refused = q.submit(f"x{i}", "p", "auto")
-        assert refused.admit is Admit.REFUSED and refused.job is None
-    assert q.waiting == 3 and q.peak == 3
+        assert refused.admit is Admit.REFUSED
+        assert refused.job is None
+    assert q.waiting == 3
+    assert q.peak == 3
     job = q.next()
     assert job is not None
     assert q.finish(job) == ["a", "b", "c"]
@@ -81,10 +90,12 @@ def test_cancel_queued_alone_removes_the_job() -> None:
     q.submit("a", "p1", "auto")
     q.submit("b", "p2", "auto")
     out = q.cancel("a")
-    assert out is not None and out.detached
+    assert out is not None
+    assert out.detached
     assert len(q) == 1
     nxt = q.next()
-    assert nxt is not None and nxt.pda == "p2"
+    assert nxt is not None
+    assert nxt.pda == "p2"
     assert q.cancel("a") is None
 
 
@@ -94,8 +105,11 @@ def test_cancel_one_of_several_waiters_detaches_only_it() -> None:
     q.submit("b", "p", "auto")
     job = q.next()
     out = q.cancel("a")
-    assert out is not None and out.detached and out.job is job
-    assert job is not None and not job.stopping
+    assert out is not None
+    assert out.detached
+    assert out.job is job
+    assert job is not None
+    assert not job.stopping
     assert q.finish(job) == ["b"]
 
 
@@ -104,13 +118,18 @@ def test_cancel_last_waiter_of_running_job_stops_it_and_nobody_joins() -> None:
     q.submit("a", "p", "auto")
     job = q.next()
     out = q.cancel("a")
-    assert out is not None and not out.detached and out.job is job
-    assert job is not None and job.stopping
+    assert out is not None
+    assert not out.detached
+    assert out.job is job
+    assert job is not None
+    assert job.stopping
     # Still pending until the job ends: a second cancel says the same.
     again = q.cancel("a")
-    assert again is not None and not again.detached
+    assert again is not None
+    assert not again.detached
     late = q.submit("b", "p", "auto")
-    assert late.admit is Admit.QUEUED and late.job is not job
+    assert late.admit is Admit.QUEUED
+    assert late.job is not job
     assert q.finish(job) == ["a"]
 
 

@@ -12,6 +12,7 @@ paho runs its network loop in its own thread; ``close()`` stops and joins it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import ssl
 from dataclasses import dataclass
@@ -33,8 +34,21 @@ class Msg:
     payload: bytes
     retain: bool
 
+    @functools.cached_property
+    def _parsed(self) -> Any:
+        try:
+            return json.loads(self.payload)
+        except ValueError:
+            return _NOT_JSON
+
     def json(self) -> Any:
-        return json.loads(self.payload)
+        """The payload as JSON (raises for a payload that is not)."""
+        if self._parsed is _NOT_JSON:
+            raise ValueError(f"not JSON: {self.payload[:100]!r}")
+        return self._parsed
+
+
+_NOT_JSON = object()
 
 
 class Observer:
@@ -45,8 +59,10 @@ class Observer:
         self.loop = asyncio.get_running_loop()
         self.messages: list[Msg] = []
         self._taken: set[int] = set()
+        self._first_free = 0  # every message before it is taken
         self._new = asyncio.Event()
         self._connected = asyncio.Event()
+        self.online: Any = None  # a test's note of the first online status it saw
         self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
         if user is None and broker.auth:
             user = "observer"
@@ -55,6 +71,7 @@ class Observer:
         if broker.tls:
             assert broker.ca_file is not None
             self.client.tls_set(ca_certs=str(broker.ca_file), cert_reqs=ssl.CERT_REQUIRED)
+        self.client.max_inflight_messages_set(1000)  # a test's burst goes out at once
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
 
@@ -99,7 +116,12 @@ class Observer:
         self._new.set()
 
     def publish(
-        self, topic: str, payload: bytes | str | dict[str, Any], *, qos: int = 1, retain: bool = False
+        self,
+        topic: str,
+        payload: bytes | str | dict[str, Any],
+        *,
+        qos: int = 1,
+        retain: bool = False,
     ) -> None:
         """Publish (a dict is sent as JSON); returns once paho queued it."""
         data = json.dumps(payload).encode() if isinstance(payload, dict) else payload
@@ -107,17 +129,17 @@ class Observer:
         assert info.rc == paho.MQTT_ERR_SUCCESS
 
     def _find(self, topic: str, where: dict[str, Any], raw: bytes | None) -> Msg | None:
-        for i, msg in enumerate(self.messages):
+        while self._first_free in self._taken:
+            self._first_free += 1
+        for i in range(self._first_free, len(self.messages)):
+            msg = self.messages[i]
             if i in self._taken or msg.topic != topic:
                 continue
             if raw is not None:
                 if msg.payload != raw:
                     continue
             elif where:
-                try:
-                    obj = msg.json()
-                except ValueError:
-                    continue
+                obj = msg._parsed
                 if not isinstance(obj, dict) or any(obj.get(k) != v for k, v in where.items()):
                     continue
             self._taken.add(i)
@@ -125,25 +147,25 @@ class Observer:
         return None
 
     async def expect_msg(
-        self, topic: str, *, raw: bytes | None = None, timeout: float = TIMEOUT, **where: Any
+        self, topic: str, *, raw: bytes | None = None, within: float = TIMEOUT, **where: Any
     ) -> Msg:
         """The first message on ``topic`` not taken yet whose JSON has ``where``'s values
-        (or whose payload is ``raw``); waits for it at most ``timeout`` seconds."""
+        (or whose payload is ``raw``); waits for it at most ``within`` seconds."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 while (msg := self._find(topic, where, raw)) is None:
                     self._new.clear()
                     await self._new.wait()
         except TimeoutError:
             seen = [(m.topic, m.payload[:200]) for m in self.messages[-10:]]
             raise AssertionError(
-                f"no message on {topic} with {where or raw!r} in {timeout} s; last seen: {seen}"
+                f"no message on {topic} with {where or raw!r} in {within} s; last seen: {seen}"
             ) from None
         return msg
 
-    async def expect(self, topic: str, *, timeout: float = TIMEOUT, **where: Any) -> Any:
+    async def expect(self, topic: str, *, within: float = TIMEOUT, **where: Any) -> Any:
         """``expect_msg`` and its JSON."""
-        return (await self.expect_msg(topic, timeout=timeout, **where)).json()
+        return (await self.expect_msg(topic, within=within, **where)).json()
 
     def count(self, topic: str) -> int:
         """Messages received on ``topic`` so far."""

@@ -14,10 +14,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, cast
 
-from tests.e2e.harness import World
+from syncproto import ProtocolError
+from syncproto.codec import decode
+from tests.e2e.harness import Pda, World
 from tests.fixtures.mosquitto import USERS, Broker
 from tests.fixtures.pcsc import REPO, terminate
+from transports import FrameLink
 
 ROOT = "simsync/phone"
 
@@ -77,10 +81,10 @@ class DaemonProc:
         assert self.proc is not None
         self.proc.send_signal(sig)
 
-    async def exited(self, timeout: float = 20.0) -> int:
+    async def exited(self) -> int:
         """The exit status, awaited without blocking the loop (PDAs serve in it)."""
         assert self.proc is not None
-        return await asyncio.to_thread(self.proc.wait, timeout)
+        return await asyncio.to_thread(self.proc.wait, 20.0)
 
     def kill9(self) -> None:
         """SIGKILL: no goodbye, the broker sends the Last Will."""
@@ -94,3 +98,49 @@ class DaemonProc:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+class Gate:
+    """Holds an in-process PDA's message of type ``kind`` until ``release()``.
+
+    ``reached`` is set when the PDA is about to send it: the phone is then waiting
+    at a known point of the sync (after its card writes for ``Prepared``, after
+    STORESYNC for ``Done``).
+    """
+
+    def __init__(self, pda: Pda, kind: type) -> None:
+        assert pda.server is not None
+        self.kind = kind
+        self.reached = asyncio.Event()
+        self._open = asyncio.Event()
+        original = pda.server._session
+
+        async def session(link: FrameLink) -> None:
+            await original(cast(FrameLink, _GatedLink(link, self)))
+
+        pda.server._session = session  # type: ignore[method-assign]
+
+    def release(self) -> None:
+        self._open.set()
+
+    async def hold(self, frame: bytes) -> None:
+        try:
+            msg = decode(frame)
+        except ProtocolError:
+            return
+        if isinstance(msg, self.kind):
+            self.reached.set()
+            await self._open.wait()
+
+
+class _GatedLink:
+    def __init__(self, link: FrameLink, gate: Gate) -> None:
+        self._link = link
+        self._gate = gate
+
+    async def send(self, frame: bytes) -> None:
+        await self._gate.hold(frame)
+        await self._link.send(frame)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._link, name)

@@ -74,7 +74,8 @@ async def test_status_retained_sync_by_request_and_offline_on_sigterm(
         # Without "id" and "pda" (one PDA configured): the daemon makes an id.
         obs.publish(REQUEST, {})
         auto = await obs.expect(RESULT, pda="pda1", mode="fast")
-        assert auto["ok"] and 1 <= len(auto["id"]) <= 64
+        assert auto["ok"]
+        assert 1 <= len(auto["id"]) <= 64
 
         proc.signal(signal.SIGTERM)
         assert await proc.exited() == 0
@@ -86,7 +87,8 @@ async def test_status_retained_sync_by_request_and_offline_on_sigterm(
     after = await Observer.connect(broker, STATUS)
     try:
         msg = await after.expect_msg(STATUS)
-        assert msg.retain and msg.json()["state"] == "offline"
+        assert msg.retain
+        assert msg.json()["state"] == "offline"
     finally:
         after.close()
 
@@ -143,4 +145,3 @@ async def test_tls_with_password_and_acl_on_both_protocols(
         await obs.expect(STATUS, state="offline")
     finally:
         obs.close()
-
