@@ -44,6 +44,7 @@ __all__ = ["Control", "package_version"]
 log = structlog.get_logger(__name__)
 
 _BLOCKING = frozenset({ErrorCode.CARD_BLOCKED, ErrorCode.PIN_REJECTED})
+MINUTE = 60.0  # seconds in one of ``every_minutes``' minutes (tests shorten it)
 
 
 def package_version() -> str:
@@ -352,7 +353,7 @@ class Control:
                 await self._config_changed.wait()
                 continue
             try:
-                async with asyncio.timeout(minutes * 60):
+                async with asyncio.timeout(minutes * MINUTE):
                     await self._config_changed.wait()
             except TimeoutError:
                 self.trigger("timer")
