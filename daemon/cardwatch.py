@@ -35,13 +35,14 @@ async def card_presence(config: Config) -> AsyncIterator[bool | None]:
 
     retry = _RETRY_MIN
     last: bool | None = None
+    reported = False
     while True:
         try:
             async with CardEvents(reader=config.card.reader or "", include_present=False) as events:
                 retry = _RETRY_MIN
                 present = events.card_present()
-                if present != last:
-                    last = present
+                if present != last or not reported:
+                    last, reported = present, True
                     yield present
                 async for event in events:
                     if event.kind is EventKind.READER_ADDED:
@@ -52,8 +53,8 @@ async def card_presence(config: Config) -> AsyncIterator[bool | None]:
                         yield present
         except CardioError as exc:
             log.warning("cannot watch the card", error=str(exc), retry_in=retry)
-        if last is not None:
-            last = None
-            yield None
+        if last is not None or not reported:
+            last, reported = None, True
+            yield None  # unknown until PC/SC answers again
         await asyncio.sleep(retry)
         retry = min(retry * 2, _RETRY_MAX)

@@ -188,6 +188,8 @@ class Control:
         if link is None:
             return
         self._publish(self.topics.status, self._status(online=False), retain=True)
+        if not link.connected:
+            return  # nobody to tell; the broker already holds the Last Will
         try:
             async with asyncio.timeout(seconds):
                 await link.flush()

@@ -192,6 +192,9 @@ class Service:
             )
             try:
                 result = await asyncio.shield(self._current)
+            except Exception as exc:  # run_sync turns failures into results; a bug must not
+                log.exception("the sync runner failed")  # stop the daemon's queue
+                result = failed(job.id, job.pda, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
             except asyncio.CancelledError:
                 reason = self._why_stopped()
                 if not self._current.cancelled() or reason is None:

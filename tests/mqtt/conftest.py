@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -36,3 +37,10 @@ def daemon() -> Iterator[Callable[[Path], DaemonProc]]:
     finally:
         for proc in made:
             proc.stop()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """Collect at teardown, so an unclosed socket is blamed on the test that left it."""
+    yield
+    gc.collect()

@@ -91,7 +91,7 @@ async def test_home_assistant_discovery_republish_and_removal(
         obs.publish(f"{HA}/status", b"offline")  # nothing to do for that
 
         # pda2 leaves the config: SIGHUP clears its configs, keeps the others.
-        world.pdas.pop("pda2")
+        await world.pdas.pop("pda2").stop()
         write_config(world, mqtt_table(broker, world.tmp, ha_discovery=True))
         proc.signal(signal.SIGHUP)
         for t in topics[3:]:
