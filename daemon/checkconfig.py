@@ -53,6 +53,11 @@ KEY_HELP: dict[str, str] = {
     "triggers.on_card_inserted": "sync when a card is inserted",
     "triggers.every_minutes": "sync every N minutes (0 or unset: never)",
     "triggers.pdas": "PDAs the triggers sync (empty: all)",
+    "mqtt.tls": "from the url: mqtts:// is TLS",
+    "mqtt.host": "from the url",
+    "mqtt.port": "from the url (default 1883, or 8883 for mqtts://)",
+    "daemon.sync_timeout": "seconds a sync may take before it is stopped (nothing committed)",
+    "daemon.max_waiting": "requests that may wait at once; one more is answered busy",
 }
 # Config attributes whose TOML name differs ([[pda]] tables become Config.pdas).
 _TOML_NAME = {"pdas": "pda"}

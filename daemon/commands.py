@@ -88,7 +88,8 @@ def _load(path: Path) -> Config | None:
 
 def _daemon(args: argparse.Namespace) -> int:
     from daemon.config import read_password_file
-    from daemon.service import NullNotify, Service
+    from daemon.notify import Notifier
+    from daemon.service import Service
 
     config = _load(args.config)
     if config is None:
@@ -98,7 +99,11 @@ def _daemon(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"simsync: {exc}", file=sys.stderr)
         return EX_CONFIG
-    return asyncio.run(Service(config, notify=NullNotify()).run())
+    notify = Notifier.from_env()
+    try:
+        return asyncio.run(Service(config, notify=notify).run())
+    finally:
+        notify.close()
 
 
 def _id(args: argparse.Namespace) -> int:

@@ -403,6 +403,7 @@ def read_password_file(config: Config) -> str | None:
         raise ConfigError(config.path, "mqtt.password_file", problem) from exc
     if not lines or not lines[0]:
         raise ConfigError(config.path, "mqtt.password_file", f"{path}: the first line is empty")
+    register_secret(lines[0])  # masked in every log line from now on
     return lines[0]
 
 

@@ -32,7 +32,7 @@ from daemon.result import SyncResult
 from daemon.wire import failed, now_iso
 from syncproto.codes import ErrorCode
 
-__all__ = ["Notify", "NullNotify", "Runner", "Service"]
+__all__ = ["Notify", "Runner", "Service"]
 
 log = structlog.get_logger(__name__)
 
@@ -51,25 +51,6 @@ class Notify(Protocol):
     def reloading(self, status: str | None = None) -> bool: ...
     def stopping(self, status: str | None = None) -> bool: ...
     async def watchdog(self) -> None: ...
-
-
-class NullNotify:
-    """A notifier that tells nobody (no systemd around)."""
-
-    def ready(self, status: str | None = None) -> bool:
-        return False
-
-    def status(self, text: str) -> bool:
-        return False
-
-    def reloading(self, status: str | None = None) -> bool:
-        return False
-
-    def stopping(self, status: str | None = None) -> bool:
-        return False
-
-    async def watchdog(self) -> None:
-        return
 
 
 class Service:

@@ -13,6 +13,7 @@ match by content before adding anything.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import time
@@ -233,6 +234,13 @@ async def _sync_card(
             except SyncError as exc:
                 if not conv.session.finished:
                     await conv.abort(exc.code, exc.message)
+                raise
+            except asyncio.CancelledError:
+                # Stopped before the commit (sync/cancel, card pulled, time-out, daemon
+                # stopping): the PDA hears why instead of a bare close. Once STORESYNC is
+                # out the daemon never cancels, so no commit is ever cut short here.
+                if not conv.session.finished:
+                    await conv.abort(ErrorCode.CANCELLED, "the phone cancelled the sync")
                 raise
             except (card_errors.CardioError, StateError) as exc:
                 await conv.abort(ErrorCode.INTERNAL, f"phone-side card failure: {exc}")

@@ -11,8 +11,9 @@ import pytest
 
 import daemon.control
 from daemon.config import Config, load_config
+from daemon.notify import Notifier
 from daemon.result import SyncResult
-from daemon.service import NullNotify, Service
+from daemon.service import Service
 from daemon.sync import run_sync
 from tests.e2e.harness import World
 
@@ -68,7 +69,7 @@ async def test_without_mqtt_the_insertion_trigger_still_syncs(world: World) -> N
     config = config_with(world, "[triggers]\non_card_inserted = true\n")
     assert config.mqtt is None
     recorder = Recorder()
-    service = Service(config, notify=NullNotify(), runner=recorder)
+    service = Service(config, notify=Notifier(None), runner=recorder)
     task = await run_service(service)
     try:
         first = await recorder.next()
@@ -87,7 +88,7 @@ async def test_every_minutes_trigger_repeats(world: World, monkeypatch: pytest.M
     monkeypatch.setattr(daemon.control, "MINUTE", 0.05)  # a "minute" of 50 ms
     config = config_with(world, "[triggers]\nevery_minutes = 1\n")
     recorder = Recorder()
-    service = Service(config, notify=NullNotify(), runner=recorder)
+    service = Service(config, notify=Notifier(None), runner=recorder)
     task = await run_service(service)
     try:
         modes = []
@@ -107,7 +108,7 @@ async def test_stop_answers_queued_requests_cancelled(world: World) -> None:
     await world.add_pda("pda2")
     config = config_with(world, "")
     recorder = Recorder()
-    service = Service(config, notify=NullNotify(), runner=recorder)
+    service = Service(config, notify=Notifier(None), runner=recorder)
     answered: list[SyncResult] = []
     service.control.answer = answered.append  # type: ignore[method-assign,assignment]
     task = await run_service(service)

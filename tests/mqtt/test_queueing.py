@@ -8,9 +8,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import structlog
+
+from pda.node import PdaServer
 from syncproto import Done, Prepared
 from tests.e2e.harness import World
 from tests.fixtures.mosquitto import Broker
+from tests.mqtt.observer import Observer
 from tests.mqtt.rig import ROOT, DaemonProc, Gate
 from tests.mqtt.test_errors import error, started
 
@@ -72,29 +76,39 @@ async def test_cancel_queued_then_running_nothing_committed(
     try:
         assert pda1.server is not None
         assert pda2.server is not None
-        async with pda1.server._lock:
-            obs.publish(REQUEST, {"id": "run", "pda": "pda1"})
-            obs.publish(REQUEST, {"id": "queued", "pda": "pda2"})
-            obs.publish(CANCEL, {"id": "queued"})
-            gone = await obs.expect(RESULT, id="queued")
-            assert error(gone) == "cancelled"
-            assert "before it ran" in gone["error"]["message"]
-            obs.publish(CANCEL, {"id": "run"})
-            stopped = await obs.expect(RESULT, id="run")
-        assert error(stopped) == "cancelled"
-        assert stopped["pda"] == "pda1"
-        # A cancel for an id that is not pending any more changes nothing.
-        obs.publish(CANCEL, {"id": "run"})
-        obs.publish(REQUEST, {"id": "again", "pda": "pda1"})
-        again = await obs.expect(RESULT, id="again")
-        assert again["ok"], again["error"]
-        assert again["mode"] == "slow"  # the cancelled sync left no anchor behind
+        with structlog.testing.capture_logs() as logs:
+            await cancel_queued_then_running(obs, pda1.server)
+        # The PDA heard why: an Abort with "cancelled", not a bare close.
+        ended = [e for e in logs if e["event"] == "sync ended early"]
+        assert len(ended) == 1
+        assert "phone aborted: cancelled" in ended[0]["error"]
         assert pda2.server.syncs == 0  # the cancelled queued sync never ran
         assert names(world.card.records()) == Counter({"Alice": 1, "Carol": 1})
         assert names(pda1.contacts()) == Counter({"Alice": 1, "Carol": 1})
         assert obs.count(RESULT) == 3
     finally:
         obs.close()
+
+
+async def cancel_queued_then_running(obs: Observer, server: PdaServer) -> None:
+    """Cancel a queued request, then the running one, then sync again: it is slow."""
+    async with server._lock:
+        obs.publish(REQUEST, {"id": "run", "pda": "pda1"})
+        obs.publish(REQUEST, {"id": "queued", "pda": "pda2"})
+        obs.publish(CANCEL, {"id": "queued"})
+        gone = await obs.expect(RESULT, id="queued")
+        assert error(gone) == "cancelled"
+        assert "before it ran" in gone["error"]["message"]
+        obs.publish(CANCEL, {"id": "run"})
+        stopped = await obs.expect(RESULT, id="run")
+    assert error(stopped) == "cancelled"
+    assert stopped["pda"] == "pda1"
+    # A cancel for an id that is not pending any more changes nothing.
+    obs.publish(CANCEL, {"id": "run"})
+    obs.publish(REQUEST, {"id": "again", "pda": "pda1"})
+    again = await obs.expect(RESULT, id="again")
+    assert again["ok"], again["error"]
+    assert again["mode"] == "slow"  # the cancelled sync left no anchor behind
 
 
 async def test_cancel_after_the_card_writes_commits_nothing_and_loses_nothing(
