@@ -87,7 +87,9 @@ def _load(path: Path) -> Config | None:
 
 
 def _daemon(args: argparse.Namespace) -> int:
-    from daemon.config import read_password_file
+    import asyncio
+
+    from daemon.config import EX_CONFIG, ConfigError, read_password_file
     from daemon.notify import Notifier
     from daemon.service import Service
 

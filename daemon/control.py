@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -37,14 +37,23 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from daemon.mqtt import MqttLink
-    from daemon.service import Notify
 
-__all__ = ["Control", "package_version"]
+__all__ = ["Control", "Notify", "package_version"]
 
 log = structlog.get_logger(__name__)
 
 _BLOCKING = frozenset({ErrorCode.CARD_BLOCKED, ErrorCode.PIN_REJECTED})
 MINUTE = 60.0  # seconds in one of ``every_minutes``' minutes (tests shorten it)
+
+
+class Notify(Protocol):
+    """The sd_notify sender the service talks to (``daemon.notify.Notifier``)."""
+
+    def ready(self, status: str | None = None) -> bool: ...
+    def status(self, text: str) -> bool: ...
+    def reloading(self, status: str | None = None) -> bool: ...
+    def stopping(self, status: str | None = None) -> bool: ...
+    async def watchdog(self) -> None: ...
 
 
 def package_version() -> str:

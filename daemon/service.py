@@ -22,12 +22,12 @@ import dataclasses
 import signal
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from daemon.config import Config, ConfigError, load_config
-from daemon.control import Control
+from daemon.control import Control, Notify
 from daemon.result import SyncResult
 from daemon.wire import failed, now_iso
 from syncproto.codes import ErrorCode
@@ -41,16 +41,6 @@ Runner = Callable[..., Coroutine[Any, Any, SyncResult]]
 STOP_FLUSH_SECONDS = 5.0
 # How long start-up waits for the first broker session before READY=1 anyway.
 READY_MQTT_WAIT = 5.0
-
-
-class Notify(Protocol):
-    """The sd_notify sender the service talks to (``daemon.notify.Notifier``)."""
-
-    def ready(self, status: str | None = None) -> bool: ...
-    def status(self, text: str) -> bool: ...
-    def reloading(self, status: str | None = None) -> bool: ...
-    def stopping(self, status: str | None = None) -> bool: ...
-    async def watchdog(self) -> None: ...
 
 
 class Service:
