@@ -37,7 +37,13 @@ from bleak.backends.scanner import AdvertisementData
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from daemon.presence_state import Presence, PresenceReason, PresenceTracker, Thresholds
+from daemon.presence_state import (
+    Presence,
+    PresenceReason,
+    PresenceTracker,
+    ScanMode,
+    Thresholds,
+)
 from transports.ble_uuids import SERVICE_UUID, uuid128_ad_bytes
 
 __all__ = [
@@ -46,13 +52,10 @@ __all__ = [
     "PresenceSettings",
     "PresenceStatus",
     "PresenceWatcher",
-    "ScanMode",
     "device_path",
 ]
 
 log = structlog.get_logger("simsync.presence")
-
-ScanMode = Literal["auto", "passive", "active"]
 
 _BLUEZ = "org.bluez"
 _ADAPTER = "org.bluez.Adapter1"
@@ -104,7 +107,7 @@ class PresenceEvent:
 
     def to_json(self) -> dict[str, Any]:
         """The ``ROOT/event`` payload."""
-        at = self.at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        at = self.at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return {"type": self.type, "pda": self.pda, "at": at}
 
 
@@ -165,6 +168,7 @@ class PresenceWatcher:
         self._changed = asyncio.Event()  # replaced by a fresh one at every status change
         self._wake = asyncio.Event()  # a report moved the next time-out
         self._lost = asyncio.Event()  # the adapter, bluetoothd or the bus went away
+        self._back = asyncio.Event()  # ...and may be back: retry before the backoff ends
         self._lost_why = (AdapterState.UNAVAILABLE, "")
         self.status = PresenceStatus(self.settings.adapter, pdas=self._tracker.states())
 
@@ -217,7 +221,10 @@ class PresenceWatcher:
             for q in self._subscribers:
                 q.put_nowait(ev)
             if self._on_event is not None:
-                self._on_event(ev)
+                try:
+                    self._on_event(ev)
+                except Exception:  # a consumer's bug must not stop the watching
+                    log.exception("presence.on_event failed", pda=c.pda)
         if changes:
             self._wake.set()
             self._set_status()
@@ -235,29 +242,37 @@ class PresenceWatcher:
 
     async def _supervise(self) -> None:
         delay = self.settings.retry_initial
-        while True:
-            state, error = AdapterState.UNAVAILABLE, ""
-            try:
-                await self._session()
-                state, error = self._lost_why
-                delay = self.settings.retry_initial  # it worked until now: retry promptly
-            except _NotReadyError as exc:
-                state, error = exc.state, str(exc)
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-            self._emit(self._tracker.lost(PresenceReason.ADAPTER))
-            log.warning(
-                "presence.adapter", adapter=self.settings.adapter, state=str(state),
-                error=error, retry_in=delay,
-            )  # fmt: skip
-            self._set_status(state=state, scan=None, error=error, retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.settings.retry_max)
-            self._set_status(state=AdapterState.STARTING, retry_in=None)
+        bus: MessageBus | None = None
+        try:
+            while True:
+                state, error = AdapterState.UNAVAILABLE, ""
+                self._back.clear()  # from here on, a returning adapter cuts the wait short
+                try:
+                    if bus is None or not bus.connected:
+                        bus = await self._connect()
+                    await self._session(bus)
+                    state, error = self._lost_why
+                    delay = self.settings.retry_initial  # it worked until now: retry promptly
+                except _NotReadyError as exc:
+                    state, error = exc.state, str(exc)
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+                self._emit(self._tracker.lost(PresenceReason.ADAPTER))
+                log.warning(
+                    "presence.adapter", adapter=self.settings.adapter, state=str(state),
+                    error=error, retry_in=delay,
+                )  # fmt: skip
+                self._set_status(state=state, scan=None, error=error, retry_in=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._back.wait(), delay)
+                delay = min(delay * 2, self.settings.retry_max)
+                self._set_status(state=AdapterState.STARTING, retry_in=None)
+        finally:
+            if bus is not None:
+                bus.disconnect()
 
-    async def _session(self) -> None:
-        """Scan until the adapter is lost; raises ``_NotReadyError`` if it cannot start."""
-        self._lost.clear()
+    async def _connect(self) -> MessageBus:
+        """A system bus connection that hears the adapter, its devices and bluetoothd."""
         bus = await asyncio.wait_for(MessageBus(bus_type=BusType.SYSTEM).connect(), _CALL_TIMEOUT)
         try:
             bus.add_message_handler(self._on_signal)
@@ -277,28 +292,35 @@ class PresenceWatcher:
                     body=[rule],
                 )
                 await self._call(bus, add_match)
-            objects = await self._managed_objects(bus)
-            mode = self._check_adapter(objects.get(self._adapter_path, {}))
-            scanner = self._scanner(mode)
-            await asyncio.wait_for(scanner.start(), _CALL_TIMEOUT)
-            try:
-                log.info("presence.scanning", adapter=self.settings.adapter, scan=mode)
-                self._set_status(state=AdapterState.SCANNING, scan=mode, error=None)
-                disconnected = asyncio.ensure_future(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
-                lost = asyncio.ensure_future(self._lost.wait())
-                try:
-                    await asyncio.wait({disconnected, lost}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for f in (disconnected, lost):
-                        f.cancel()
-                if not self._lost.is_set():
-                    self._lost_why = (AdapterState.UNAVAILABLE, "the system bus connection closed")
-            finally:
-                # The adapter may be gone already: stopping is best effort.
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(scanner.stop(), _CALL_TIMEOUT)
-        finally:
+        except BaseException:
             bus.disconnect()
+            raise
+        return bus
+
+    async def _session(self, bus: MessageBus) -> None:
+        """Scan until the adapter is lost; raises ``_NotReadyError`` if it cannot start."""
+        self._lost.clear()
+        objects = await self._managed_objects(bus)
+        mode = self._check_adapter(objects.get(self._adapter_path, {}))
+        scanner = self._scanner(mode)
+        await asyncio.wait_for(scanner.start(), _CALL_TIMEOUT)
+        try:
+            log.info("presence.scanning", adapter=self.settings.adapter, scan=mode)
+            self._set_status(state=AdapterState.SCANNING, scan=mode, error=None)
+            # shield: cancelling our wait must not cancel the bus's own disconnect future
+            disconnected = asyncio.shield(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
+            lost = asyncio.ensure_future(self._lost.wait())
+            try:
+                await asyncio.wait({disconnected, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for f in (disconnected, lost):
+                    f.cancel()
+            if not self._lost.is_set():
+                self._lost_why = (AdapterState.UNAVAILABLE, "the system bus connection closed")
+        finally:
+            # The adapter may be gone already: stopping is best effort.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(scanner.stop(), _CALL_TIMEOUT)
 
     async def _call(self, bus: MessageBus, msg: Message) -> Any:
         reply = await asyncio.wait_for(bus.call(msg), _CALL_TIMEOUT)
@@ -369,22 +391,31 @@ class PresenceWatcher:
         self._set_status(reports=self.status.reports + 1)
 
     def _on_signal(self, msg: Message) -> None:
+        """Adapter, device and bluetoothd comings and goings (bleak reports the adverts)."""
         if msg.message_type != MessageType.SIGNAL:
             return
         why: tuple[AdapterState, str] | None = None
-        name = self.settings.adapter
+        name, back = self.settings.adapter, False
         if msg.member == "InterfacesRemoved":
             path, interfaces = msg.body
             if path == self._adapter_path and _ADAPTER in interfaces:
                 why = (AdapterState.MISSING, f"adapter {name} removed")
             elif _DEVICE in interfaces and path in self._paths:
                 self._emit(self._tracker.lost(PresenceReason.REMOVED, self._paths[path]))
+        elif msg.member == "InterfacesAdded":
+            back = msg.body[0] == self._adapter_path  # plugged in
         elif msg.member == "PropertiesChanged" and msg.path == self._adapter_path:
             iface, changed, _invalidated = msg.body
-            if iface == _ADAPTER and "Powered" in changed and not changed["Powered"].value:
-                why = (AdapterState.OFF, f"adapter {name} powered off")
-        elif msg.member == "NameOwnerChanged" and msg.body[0] == _BLUEZ and not msg.body[2]:
-            why = (AdapterState.UNAVAILABLE, "bluetoothd left the bus")
+            if iface == _ADAPTER and "Powered" in changed:
+                back = bool(changed["Powered"].value)
+                if not back:
+                    why = (AdapterState.OFF, f"adapter {name} powered off")
+        elif msg.member == "NameOwnerChanged" and msg.body[0] == _BLUEZ:
+            back = bool(msg.body[2])  # bluetoothd (re)started
+            if not back:
+                why = (AdapterState.UNAVAILABLE, "bluetoothd left the bus")
+        if back:
+            self._back.set()
         if why and not self._lost.is_set():
             self._lost_why = why
             self._lost.set()

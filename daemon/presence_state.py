@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 __all__ = [
     "AutoSyncGate",
@@ -29,8 +30,12 @@ __all__ = [
     "PresenceChange",
     "PresenceReason",
     "PresenceTracker",
+    "ScanMode",
     "Thresholds",
 ]
+
+#: How the watcher scans: passive where BlueZ offers advertisement monitors (auto).
+ScanMode = Literal["auto", "passive", "active"]
 
 # Bluetooth RSSI is a signed byte in dBm; BlueZ uses 127 for "unknown".
 _RSSI_MIN, _RSSI_MAX = -127, 20

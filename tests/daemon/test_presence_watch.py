@@ -281,3 +281,50 @@ async def test_no_system_bus_is_retried_not_raised(
         assert st.state is AdapterState.UNAVAILABLE
         assert st.error is not None
         assert "FileNotFoundError" in st.error
+
+
+async def test_a_returning_adapter_cuts_the_backoff_short(bluez: BluezMock) -> None:
+    """With a 60 s backoff, plugging in, powering on or restarting bluetoothd is noticed now."""
+    add_pda(bluez)
+    slow = PresenceSettings(retry_initial=60.0, retry_max=60.0)
+    watcher = PresenceWatcher({"pda1": PDA}, slow)
+
+    async def state(want: AdapterState) -> None:
+        await asyncio.wait_for(watcher.wait_for(lambda s: s.state is want), WAIT)
+
+    async with watching(watcher):
+        await scanning(watcher)
+        bluez.remove_adapter()
+        await state(AdapterState.MISSING)
+        bluez.add_adapter()
+        await scanning(watcher)
+
+        bluez.set_powered(False)
+        await state(AdapterState.OFF)
+        bluez.set_powered(True)
+        await scanning(watcher)
+
+        bluez.stop()
+        await state(AdapterState.UNAVAILABLE)
+        bluez.start()
+        bluez.add_adapter()  # its InterfacesAdded, or bluetoothd's arrival, ends the wait
+        await scanning(watcher)
+        assert watcher.status.retry_in is None
+
+
+async def test_a_failing_consumer_does_not_stop_the_watcher(bluez: BluezMock) -> None:
+    add_pda(bluez)
+    calls: list[str] = []
+
+    def broken(ev: PresenceEvent) -> None:
+        calls.append(ev.type)
+        raise RuntimeError("consumer bug")
+
+    watcher = PresenceWatcher({"pda1": PDA}, settings(), on_event=broken)
+    async with watching(watcher) as next_event:
+        await scanning(watcher)
+        bluez.advertise(PDA, -60)
+        assert (await next_event()).state is NEAR
+        bluez.remove_device(PDA)
+        assert (await next_event()).state is AWAY
+    assert calls == ["pda-near", "pda-away"]
