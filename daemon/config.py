@@ -11,7 +11,7 @@ import os
 import re
 import socket
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ from cardio.errors import InvalidRequest
 from cardio.hostfiles import default_state_dir, read_pin
 from daemon.errors import DaemonError
 from daemon.logs import register_secret
+from daemon.presence_state import ScanMode, Thresholds
 from transports import TransportSpecError, check_address
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "MqttConfig",
     "NodeConfig",
     "PdaConfig",
+    "PresenceConfig",
     "TriggerConfig",
     "load_config",
     "read_password_file",
@@ -45,6 +47,8 @@ MqttProtocol = Literal["3.1.1", "5"]
 _POLICIES: tuple[ConflictPolicy, ...] = ("duplicate", "card-wins", "pda-wins")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+_BDADDR_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
+_SCANS: tuple[ScanMode, ...] = ("auto", "passive", "active")
 
 
 class ConfigError(DaemonError):
@@ -82,6 +86,20 @@ class PdaConfig:
     address: str
     device_id: str
     conflict: ConflictPolicy = "duplicate"
+    # The PDA's BLE identity address (upper case), watched for presence; None: not watched.
+    ble_identity: str | None = None
+
+
+@dataclass(frozen=True)
+class PresenceConfig:
+    """``[presence]``: watching for the PDAs over Bluetooth (docs/presence.md)."""
+
+    enabled: bool = True
+    adapter: str = "hci0"
+    scan: ScanMode = "auto"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    auto_sync: bool = False
+    auto_sync_min_interval: int = 600  # seconds
 
 
 @dataclass(frozen=True)
@@ -131,6 +149,13 @@ class Config:
     mqtt: MqttConfig | None = None
     triggers: TriggerConfig = TriggerConfig()
     daemon: DaemonConfig = DaemonConfig()
+    presence: PresenceConfig = PresenceConfig()
+
+    def watched_pdas(self) -> dict[str, str]:
+        """``{name: BLE identity}`` of the PDAs the presence watcher looks for (maybe none)."""
+        if not self.presence.enabled:
+            return {}
+        return {p.name: p.ble_identity for p in self.pdas if p.ble_identity is not None}
 
     def pda(self, name: str | None) -> PdaConfig:
         """The PDA called ``name``; without a name, the only one configured."""
@@ -251,7 +276,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(file, "", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "", f"not valid TOML: {exc}") from exc
-    unknown = sorted(set(data) - {"node", "card", "pda", "mqtt", "triggers", "daemon"})
+    unknown = sorted(set(data) - {"node", "card", "pda", "mqtt", "triggers", "daemon", "presence"})
     if unknown:
         raise ConfigError(file, unknown[0], "unknown section")
 
@@ -277,7 +302,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     for i, entry in enumerate(pdas_raw):
         if not isinstance(entry, dict):
             raise ConfigError(file, f"pda[{i}]", "must be a table")
-        r = _Reader(file, f"pda[{i}]", entry, {"name", "address", "device_id", "conflict"})
+        r = _Reader(
+            file, f"pda[{i}]", entry, {"name", "address", "device_id", "conflict", "ble_identity"}
+        )
         name = r.req_str("name")
         if not _NAME_RE.match(name):
             raise ConfigError(file, r.key("name"), "use 1-64 letters, digits, '.', '_' or '-'")
@@ -295,7 +322,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         conflict = r.opt_str("conflict") or "duplicate"
         if conflict not in _POLICIES:
             raise ConfigError(file, r.key("conflict"), f"must be one of {', '.join(_POLICIES)}")
-        pdas.append(PdaConfig(name, address, device_id, conflict))
+        identity = _ble_identity(r, address)
+        pdas.append(PdaConfig(name, address, device_id, conflict, identity))
     return Config(
         path=file,
         node=node,
@@ -304,6 +332,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         mqtt=_mqtt(file, _table(file, data, "mqtt"), node.id) if "mqtt" in data else None,
         triggers=_triggers(file, _table(file, data, "triggers"), [p.name for p in pdas]),
         daemon=_daemon(file, _table(file, data, "daemon")),
+        presence=_presence(file, _table(file, data, "presence")),
     )
 
 
@@ -405,6 +434,46 @@ def read_password_file(config: Config) -> str | None:
         raise ConfigError(config.path, "mqtt.password_file", f"{path}: the first line is empty")
     register_secret(lines[0])  # masked in every log line from now on
     return lines[0]
+
+
+def _ble_identity(r: _Reader, address: str) -> str | None:
+    """``ble_identity``, or the address of a ``ble://`` PDA; upper case."""
+    v = r.opt_str("ble_identity")
+    if v is None:
+        if not address.lower().startswith("ble://"):
+            return None
+        v = address[len("ble://") :].split("?", 1)[0].strip("/")
+    v = v.strip().upper()
+    if not _BDADDR_RE.match(v):
+        raise ConfigError(r.file, r.key("ble_identity"), "a Bluetooth address: AA:BB:CC:DD:EE:FF")
+    return v
+
+
+def _presence(file: Path, table: dict[str, Any]) -> PresenceConfig:
+    keys = {"enabled", "adapter", "scan", "near_rssi", "away_rssi", "away_after", "auto_sync"}
+    r = _Reader(file, "presence", table, keys | {"auto_sync_min_interval"})
+    adapter = r.opt_str("adapter") or "hci0"
+    if not re.match(r"^[A-Za-z0-9_]{1,32}$", adapter):
+        raise ConfigError(file, "presence.adapter", 'an adapter name such as "hci0"')
+    scan = r.opt_str("scan") or "auto"
+    if scan not in _SCANS:
+        raise ConfigError(file, "presence.scan", f"must be one of {', '.join(_SCANS)}")
+    near = r.opt_int("near_rssi", -70, -127, 20)
+    away = r.opt_int("away_rssi", -85, -127, 20)
+    if near <= away:
+        raise ConfigError(
+            file,
+            "presence.near_rssi",
+            f"must be above away_rssi ({away}): the gap is the hysteresis",
+        )
+    return PresenceConfig(
+        enabled=r.opt_bool("enabled", True),
+        adapter=adapter,
+        scan=scan,
+        thresholds=Thresholds(near, away, float(r.opt_int("away_after", 60, 1, 3600))),
+        auto_sync=r.opt_bool("auto_sync", False),
+        auto_sync_min_interval=r.opt_int("auto_sync_min_interval", 600, 0, 7 * 24 * 3600),
+    )
 
 
 def read_pin_file(config: Config) -> str | None:
