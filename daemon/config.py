@@ -323,6 +323,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         if conflict not in _POLICIES:
             raise ConfigError(file, r.key("conflict"), f"must be one of {', '.join(_POLICIES)}")
         identity = _ble_identity(r, address)
+        if identity is not None and any(p.ble_identity == identity for p in pdas):
+            raise ConfigError(file, r.key("ble_identity"), f"{identity} is another PDA's too")
         pdas.append(PdaConfig(name, address, device_id, conflict, identity))
     return Config(
         path=file,

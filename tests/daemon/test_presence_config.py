@@ -72,6 +72,12 @@ def test_disabled_watches_nothing(tmp_path: Path) -> None:
         ("presence = 3\n", "presence", "must be a table"),
         (pda(extra='ble_identity = "AA:BB:CC"\n'), "pda[0].ble_identity", "AA:BB:CC:DD:EE:FF"),
         (pda(extra="ble_identity = 7\n"), "pda[0].ble_identity", "non-empty string"),
+        (
+            pda("a", extra='ble_identity = "AA:BB:CC:DD:EE:01"\n')
+            + pda("b", extra='ble_identity = "aa:bb:cc:dd:ee:01"\n'),
+            "pda[1].ble_identity",
+            "AA:BB:CC:DD:EE:01 is another PDA's too",
+        ),
     ],
 )
 def test_bad_presence_config_names_key_and_problem(
