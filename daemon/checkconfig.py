@@ -58,6 +58,15 @@ KEY_HELP: dict[str, str] = {
     "mqtt.port": "from the url (default 1883, or 8883 for mqtts://)",
     "daemon.sync_timeout": "seconds a sync may take before it is stopped (nothing committed)",
     "daemon.max_waiting": "requests that may wait at once; one more is answered busy",
+    "pda.ble_identity": "the PDA's BLE identity address, watched for presence",
+    "presence.enabled": "watch for PDAs with a ble_identity over Bluetooth",
+    "presence.adapter": "the Bluetooth adapter to scan with",
+    "presence.scan": "auto (passive where BlueZ offers it) | passive | active",
+    "presence.near_rssi": "dBm: heard at or above this, a PDA is near",
+    "presence.away_rssi": "dBm: a near PDA stays near while heard at or above this",
+    "presence.away_after": "seconds without that before a PDA is away",
+    "presence.auto_sync": "sync a PDA when it comes near",
+    "presence.auto_sync_min_interval": "seconds: no auto-sync if that PDA synced more recently",
 }
 # Config attributes whose TOML name differs ([[pda]] tables become Config.pdas).
 _TOML_NAME = {"pdas": "pda"}

@@ -11,7 +11,7 @@ import os
 import re
 import socket
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
@@ -97,9 +97,16 @@ class PresenceConfig:
     enabled: bool = True
     adapter: str = "hci0"
     scan: ScanMode = "auto"
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    near_rssi: int = -70  # dBm
+    away_rssi: int = -85  # dBm
+    away_after: int = 60  # seconds
     auto_sync: bool = False
     auto_sync_min_interval: int = 600  # seconds
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The near/away rules' numbers (validated at load)."""
+        return Thresholds(self.near_rssi, self.away_rssi, float(self.away_after))
 
 
 @dataclass(frozen=True)
@@ -472,7 +479,9 @@ def _presence(file: Path, table: dict[str, Any]) -> PresenceConfig:
         enabled=r.opt_bool("enabled", True),
         adapter=adapter,
         scan=scan,
-        thresholds=Thresholds(near, away, float(r.opt_int("away_after", 60, 1, 3600))),
+        near_rssi=near,
+        away_rssi=away,
+        away_after=r.opt_int("away_after", 60, 1, 3600),
         auto_sync=r.opt_bool("auto_sync", False),
         auto_sync_min_interval=r.opt_int("auto_sync_min_interval", 600, 0, 7 * 24 * 3600),
     )

@@ -38,11 +38,14 @@ def test_every_key(tmp_path: Path) -> None:
         "away_rssi = -90\naway_after = 120\nauto_sync = true\nauto_sync_min_interval = 0\n"
         + pda(extra='ble_identity = "AA:BB:CC:DD:EE:01"\n'),
     )
+    assert cfg.presence.thresholds == Thresholds(-60, -90, 120.0)
     assert cfg.presence == PresenceConfig(
         enabled=True,
         adapter="hci1",
         scan="active",
-        thresholds=Thresholds(-60, -90, 120.0),
+        near_rssi=-60,
+        away_rssi=-90,
+        away_after=120,
         auto_sync=True,
         auto_sync_min_interval=0,
     )
