@@ -1,0 +1,19 @@
+"""Fixtures for the BLE tests: the same leak check as the transports tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+async def _no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail a test that leaves asyncio tasks running (a pump nobody stopped...)."""
+    before = asyncio.all_tasks()
+    yield
+    leaked = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()]
+    for task in leaked:
+        task.cancel()
+    assert not leaked, f"test leaked tasks: {leaked}"
