@@ -53,7 +53,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="tcp://127.0.0.1:7878",
         metavar="URL",
         help="where to listen: tcp://HOST:PORT, or a tty such as "
-        "serial:///dev/rfcomm0?baud=115200 (one phone at a time on a tty) "
+        "serial:///dev/rfcomm0?baud=115200 (one phone at a time on a tty), or ble: to "
+        "serve over Bluetooth LE (ble:?adapter=hci1 for another adapter; bond the phone "
+        "first, see docs/transports.md) "
         "(default: tcp://127.0.0.1:7878)",
     )
     p.set_defaults(func=_serve)
@@ -104,7 +106,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.listen.startswith("memory:"):
         # memory: is in-process only: no phone in another process could ever reach it.
         return _fail(
-            f"--listen {args.listen!r}: serve listens on tcp://HOST:PORT or serial:///dev/TTY"
+            f"--listen {args.listen!r}: serve listens on tcp://HOST:PORT, serial:///dev/TTY "
+            "or ble:"
         )
     try:
         d = PdaDir.open(args.dir)

@@ -91,6 +91,11 @@ class ChunkLink(FrameLink):
         """The MTU changed: use *chunk_size* for frames sent from now on."""
         self.channel.set_chunk_size(chunk_size)
 
+    @property
+    def ended(self) -> bool:
+        """True once the link is over: closed, dropped, failed or closed by the peer."""
+        return self._ended_error() is not None
+
     def _end(self) -> None:
         if self._pump_task is not None and not self._pump_task.done():
             self._pump_task.cancel()
@@ -165,10 +170,16 @@ class ChunkLink(FrameLink):
                 return frame
             if self.channel.peer_closed or self._dropped is not None:
                 cut = self.channel.partial_bytes
+                if cut and self._dropped is not None:
+                    # The radio went away: a lost connection like any other, not
+                    # the peer's fault, so TransportClosed (the sync retries it).
+                    raise TransportClosed(
+                        f"BLE link to {self.peer} dropped inside a frame after {cut} bytes: "
+                        f"{self._dropped}"
+                    )
                 if cut:
                     self._failure = FramingError(
-                        f"BLE link to {self.peer} ended inside a frame after {cut} bytes"
-                        + (f": {self._dropped}" if self._dropped else "")
+                        f"{self.peer} closed the BLE link inside a frame after {cut} bytes"
                     )
                     raise self._failure
                 error = self._ended_error()
@@ -188,11 +199,9 @@ class ChunkLink(FrameLink):
         self._sent.set()
         task = self._pump_task
         if task is not None and not task.done() and self._dropped is None:
-            try:
-                async with asyncio.timeout(CLOSE_GRACE):
-                    await asyncio.shield(task)
-            except TimeoutError:
-                task.cancel()
+            # wait(), not a shielded await: a drop meanwhile cancels the pump, which
+            # must not look like our own caller being cancelled.
+            await asyncio.wait({task}, timeout=CLOSE_GRACE)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -11,6 +11,7 @@ __all__ = [
     "ConnectFailed",
     "FramingError",
     "HandshakeFailed",
+    "HandshakeInterrupted",
     "IdentityError",
     "ListenFailed",
     "PeerRejected",
@@ -74,6 +75,10 @@ class PeerRejected(TlsError):  # noqa: N818 - the agreed interface names
 
 class HandshakeFailed(TlsError):  # noqa: N818 - the agreed interface names
     """The TLS handshake (or the pairing exchange before it) failed."""
+
+
+class HandshakeInterrupted(HandshakeFailed, TransportClosed):
+    """The link ended during the handshake (peer gone, radio dropped): a lost link, retry."""
 
 
 class RejectedByPeer(HandshakeFailed):

@@ -28,6 +28,7 @@ TRANSPORTS: dict[str, str] = {
     "memory": "transports.memory:DRIVER",
     "serial": "transports.serial:DRIVER",
     "tcp": "transports.tcp:DRIVER",
+    "ble": "transports.ble:DRIVER",
 }
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")

@@ -32,6 +32,7 @@ from .base import DEFAULT_MAX_FRAME, FrameLink, check_max_frame
 from .errors import (
     FramingError,
     HandshakeFailed,
+    HandshakeInterrupted,
     IdentityError,
     PeerRejected,
     RejectedByPeer,
@@ -82,14 +83,14 @@ async def _recv_hs(link: FrameLink, what: str) -> bytes:
     try:
         return await link.recv()
     except TransportClosed as exc:
-        raise HandshakeFailed(f"{link.peer} closed the link during {what}") from exc
+        raise HandshakeInterrupted(f"{link.peer} closed the link during {what}: {exc}") from exc
 
 
 async def _send_hs(link: FrameLink, frame: bytes, what: str) -> None:
     try:
         await link.send(frame)
     except TransportClosed as exc:
-        raise HandshakeFailed(f"{link.peer} closed the link during {what}") from exc
+        raise HandshakeInterrupted(f"{link.peer} closed the link during {what}: {exc}") from exc
 
 
 async def _pair_check(link: FrameLink, identity: Identity, allowed: frozenset[str]) -> bytes:
