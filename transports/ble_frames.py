@@ -27,6 +27,7 @@ import struct
 from collections import deque
 
 from .base import DEFAULT_MAX_FRAME, check_max_frame
+from .ble_uuids import NOTIFY_CHAR_UUID, SERVICE_UUID, WRITE_CHAR_UUID
 from .errors import FramingError, TransportClosed
 
 __all__ = [
@@ -40,13 +41,6 @@ __all__ = [
     "Kind",
     "chunk_size_for_mtu",
 ]
-
-#: The simsync GATT service (random 128-bit UUID, fixed for ever).
-SERVICE_UUID = "5e3d0001-6c1b-4f5e-9a8d-51c0a5f0b1e7"
-#: Phone -> PDA: chunks written with ATT Write Command (no response).
-WRITE_CHAR_UUID = "5e3d0002-6c1b-4f5e-9a8d-51c0a5f0b1e7"
-#: PDA -> phone: chunks sent as notifications.
-NOTIFY_CHAR_UUID = "5e3d0003-6c1b-4f5e-9a8d-51c0a5f0b1e7"
 
 PROTOCOL_VERSION = 1
 #: An attribute value is never longer than this (Core spec Vol 3 Part F 3.2.9).

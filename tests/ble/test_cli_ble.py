@@ -25,7 +25,7 @@ async def serve(directory: Path, listen: str) -> asyncio.subprocess.Process:
 
 
 async def test_serve_listens_on_ble_and_stops_on_sigterm(bluez: BluezMock, tmp_path: Path) -> None:
-    await bluez.phone_and_pda()
+    bluez.phone_and_pda()
     d = PdaDir.init(tmp_path / "pda")
     proc = await serve(tmp_path / "pda", f"ble:?adapter={PDA_ADAPTER}")
     try:
@@ -41,7 +41,7 @@ async def test_serve_listens_on_ble_and_stops_on_sigterm(bluez: BluezMock, tmp_p
 
 
 async def test_serve_on_a_missing_adapter_says_so(bluez: BluezMock, tmp_path: Path) -> None:
-    await bluez.phone_and_pda()
+    bluez.phone_and_pda()
     PdaDir.init(tmp_path / "pda")
     proc = await serve(tmp_path / "pda", "ble:?adapter=hci7")
     _, err = await proc.communicate()

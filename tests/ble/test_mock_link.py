@@ -15,7 +15,7 @@ PDA_URL = f"ble://{PDA_ADDRESS}"
 
 @pytest.fixture
 async def pda(bluez: BluezMock) -> AsyncIterator[Listener]:
-    await bluez.phone_and_pda()
+    bluez.phone_and_pda()
     listener = await listen(f"ble:?adapter={PDA_ADAPTER}")
     try:
         yield listener
@@ -52,7 +52,7 @@ async def test_a_link_drop_mid_frame(bluez: BluezMock, pda: Listener) -> None:
     phone, server = await connect(pda)
     await phone.send(b"whole")
     assert await server.recv() == b"whole"
-    await bluez.drop_after_writes(4)
+    bluez.drop_after_writes(4)
     with pytest.raises(TransportClosed, match="dropped"):
         await phone.send(os.urandom(20_000))
     with pytest.raises(TransportClosed, match="dropped inside a frame"):

@@ -14,7 +14,7 @@ LISTEN = f"ble:?adapter={PDA_ADAPTER}"
 
 
 async def test_a_whole_sync_runs_over_ble_then_a_fast_one(bluez: BluezMock, tmp_path: Path) -> None:
-    await bluez.phone_and_pda()
+    bluez.phone_and_pda()
     async with world(tmp_path) as w:
         w.card.write(1, "Alice", "+4911111")
         w.card.write(2, "Bob", "0612345679")
@@ -49,17 +49,17 @@ async def test_a_whole_sync_runs_over_ble_then_a_fast_one(bluez: BluezMock, tmp_
 async def test_a_link_drop_fails_the_sync_cleanly_and_the_next_sync_converges(
     bluez: BluezMock, tmp_path: Path, writes: int
 ) -> None:
-    await bluez.phone_and_pda()
+    bluez.phone_and_pda()
     async with world(tmp_path) as w:
         for n in range(1, 11):
             w.card.write(n, f"Person {n}", f"+49{n:06d}")
         pda = await w.add_pda("pda1", listen=LISTEN)
-        await bluez.drop_after_writes(writes)
+        bluez.drop_after_writes(writes)
         with capture_logs() as logs:
             dropped = await w.sync("pda1")
         assert not dropped["ok"]
         assert dropped["error"]["code"] == "pda_unreachable", dropped["error"]
-        assert await bluez.forwarded_writes() == writes
+        assert bluez.forwarded_writes() == writes
         if writes == 2:
             assert "dropped" in dropped["error"]["message"]
             failures = [e for e in logs if e["event"] == "sync connection failed"]
