@@ -1,7 +1,8 @@
 """Links chosen by URL scheme, framing, and the TLS layer that runs over any of them.
 
-Scheme drivers (``transports.memory``, ``transports.tcp``) are imported lazily by
-:func:`open_transport` / :func:`listen`; importing this package does not load them.
+Scheme drivers (``transports.memory``, ``transports.tcp``, ``transports.serial``,
+``transports.ble``) are imported lazily by :func:`open_transport` / :func:`listen`;
+importing this package does not load them (nor bleak, nor dbus-fast).
 Nor does it load asyncio, ssl or cryptography: every name but the errors comes from
 its module on first use (PEP 562), so a config check or ``--help`` stays quick.
 """
