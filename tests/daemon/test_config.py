@@ -62,7 +62,7 @@ def test_device_id_accepts_colons_and_case(tmp_path: Path) -> None:
         (
             PDA.replace("tcp://h:1", "irda://0") + 'device_id = "' + DEV + '"\n',
             "pda[0].address",
-            "unknown transport scheme 'irda' in 'irda://0'; known: memory, ",
+            "unknown transport scheme 'irda' in 'irda://0'; known: ble, memory, ",
         ),
         (
             PDA.replace("tcp://h:1", "serial://dev/rfcomm0") + 'device_id = "' + DEV + '"\n',
