@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import logging
 import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -156,31 +155,11 @@ async def fast_sync(contacts: int, changed: int, listen: str, label: str) -> Non
 
 async def ble_sync(contacts: int, changed: int) -> None:
     """The fast sync over the mocked BlueZ: a private bus and the mock, started here."""
-    from tests.fixtures.bluez import _BUS_CONFIG, BluezMock, SystemBus
+    from tests.fixtures.bluez import private_bluez
 
-    with tempfile.TemporaryDirectory(prefix="bench-bus-") as tmp:
-        root = Path(tmp)
-        (root / "bus.conf").write_text(_BUS_CONFIG.format(socket=root / "sys.sock"))
-        daemon = subprocess.Popen(  # noqa: ASYNC220 - prints its address at once
-            ["dbus-daemon", f"--config-file={root / 'bus.conf'}", "--nofork", "--print-address"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert daemon.stdout is not None
-        address = daemon.stdout.readline().strip()  # printed once it listens
-        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = address
-        mock = BluezMock(SystemBus(address, daemon.pid), {}, root / "mock.log")
-        try:
-            mock.start()
-            mock.add_adapter("hci0", "phone")
-            mock.phone_and_pda()
-            await fast_sync(contacts, changed, f"ble:?adapter={PDA_ADAPTER}", "BLE (mocked BlueZ)")
-        finally:
-            mock.close()
-            daemon.terminate()
-            daemon.wait()
-            daemon.stdout.close()
+    with tempfile.TemporaryDirectory(prefix="bench-bus-") as tmp, private_bluez(Path(tmp)) as mock:
+        mock.phone_and_pda()
+        await fast_sync(contacts, changed, f"ble:?adapter={PDA_ADAPTER}", "BLE (mocked BlueZ)")
 
 
 def main() -> None:
