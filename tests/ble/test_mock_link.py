@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.fixtures.bluez import PDA_ADAPTER, PDA_ADDRESS, BluezMock
-from transports import FrameLink, Listener, TransportClosed, listen, open_transport
+from transports import FrameLink, FramingError, Listener, TransportClosed, listen, open_transport
 
 PDA_URL = f"ble://{PDA_ADDRESS}"
 
@@ -59,3 +59,31 @@ async def test_a_link_drop_mid_frame(bluez: BluezMock, pda: Listener) -> None:
         await server.recv()
     await phone.close()
     await server.close()
+
+
+async def test_a_second_phone_waits_its_turn(bluez: BluezMock, pda: Listener) -> None:
+    bluez.add_adapter("hci2", "phone2")
+    bluez.add_device(PDA_ADDRESS, adapter="hci2", alias="simsync-pda", paired=True)
+    phone, server = await connect(pda)
+    other = await open_transport(f"{PDA_URL}?adapter=hci2", timeout=10)
+    try:
+        # The PDA ignores the second phone's HELLO; the first phone's traffic, which
+        # BlueZ notifies to every subscriber, tells the second one it is not its link.
+        await server.send(b"for the first phone")
+        assert await phone.recv() == b"for the first phone"
+        with pytest.raises(FramingError, match="before HELLO"):
+            await other.recv()
+        await other.close()  # the second phone leaves: the first one's link carries on
+        await phone.send(b"still fine")
+        assert await server.recv() == b"still fine"
+    finally:
+        await other.close()
+        await phone.close()
+        await server.close()
+    # Its turn now: a fresh link from the second phone is served.
+    other = await open_transport(f"{PDA_URL}?adapter=hci2", timeout=10)
+    served = await pda.accept()
+    await other.send(b"hello from phone 2")
+    assert await served.recv() == b"hello from phone 2"
+    await other.close()
+    await served.close()
