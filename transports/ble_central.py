@@ -75,7 +75,9 @@ async def connect_central(
         raise ConnectFailed(url, f"BLE connect failed: {exc}") from exc
     try:
         write_char, notify_char = _characteristics(client, url)
-        chunk = min(write_char.max_write_without_response_size, ATT_MAX_VALUE)
+
+        def chunk_size() -> int:
+            return min(write_char.max_write_without_response_size, ATT_MAX_VALUE)
 
         async def write(data: bytes) -> None:
             await client.write_gatt_char(write_char, data, response=False)
@@ -86,7 +88,14 @@ async def connect_central(
             with contextlib.suppress(*_BLE_ERRORS):  # already gone: nothing to release
                 await client.disconnect()
 
-        link = ChunkLink(write, chunk, url, max_frame=max_frame, on_close=close)
+        link = ChunkLink(
+            write,
+            chunk_size(),
+            url,
+            max_frame=max_frame,
+            on_close=close,
+            chunk_size_now=chunk_size,
+        )
         holder.append(link)
         await client.start_notify(notify_char, lambda _, data: link.feed(bytes(data)))
         link.start()

@@ -39,8 +39,11 @@ class ChunkLink(FrameLink):
         max_frame: int = DEFAULT_MAX_FRAME,
         window: int = DEFAULT_WINDOW,
         on_close: Callable[[], Awaitable[None]] | None = None,
+        chunk_size_now: Callable[[], int] | None = None,
     ) -> None:
         self.peer = peer
+        # BlueZ may finish the MTU exchange after we connected: read it again per frame.
+        self._chunk_size_now = chunk_size_now
         self.channel = GattChannel(chunk_size, max_frame=max_frame, window=window)
         self.max_frame = self.channel.max_frame
         self._write = write
@@ -148,6 +151,8 @@ class ChunkLink(FrameLink):
             error = self._ended_error()
             if error is not None:
                 raise error
+            if self._chunk_size_now is not None:
+                self.channel.set_chunk_size(self._chunk_size_now())
             number = self.channel.send_frame(frame)
             self._wake.set()
             while self.channel.frames_sent < number:

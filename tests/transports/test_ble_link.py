@@ -83,3 +83,33 @@ async def test_oversized_send_is_refused_and_the_link_goes_on() -> None:
     assert await b.recv() == b"fine"
     await a.close()
     await b.close()
+
+
+async def test_the_chunk_size_follows_the_mtu_between_frames() -> None:
+    mtu = [23]
+    seen: list[int] = []
+    ends: list[ChunkLink] = []
+
+    async def to_b(data: bytes) -> None:
+        seen.append(len(data))
+        ends[1].feed(data)
+
+    async def to_a(data: bytes) -> None:
+        ends[0].feed(data)
+
+    ends += [
+        ChunkLink(to_b, 20, "b", chunk_size_now=lambda: mtu[0] - 3),
+        ChunkLink(to_a, 244, "a"),
+    ]
+    for end in ends:
+        end.start()
+    a, b = ends
+    await a.send(bytes(100))
+    assert await b.recv() == bytes(100)
+    mtu[0] = 247  # the MTU exchange finished after we connected
+    seen.clear()
+    await a.send(bytes(300))
+    assert await b.recv() == bytes(300)
+    assert max(seen) == 244
+    await a.close()
+    await b.close()
