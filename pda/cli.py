@@ -106,7 +106,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.listen.startswith("memory:"):
         # memory: is in-process only: no phone in another process could ever reach it.
         return _fail(
-            f"--listen {args.listen!r}: serve listens on tcp://HOST:PORT, serial:///dev/TTY or ble:"
+            f"--listen {args.listen!r}: serve listens on tcp://HOST:PORT or serial:///dev/TTY "
+            "(or ble: for Bluetooth LE)"
         )
     try:
         d = PdaDir.open(args.dir)

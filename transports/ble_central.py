@@ -19,7 +19,7 @@ from bleak.backends.device import BLEDevice
 from bleak.exc import BleakError
 
 from .base import FrameLink, reject_options
-from .ble import BleAddress
+from .ble_address import BleAddress
 from .ble_frames import (
     ATT_MAX_VALUE,
     NOTIFY_CHAR_UUID,

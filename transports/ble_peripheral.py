@@ -29,7 +29,7 @@ from dbus_fast.errors import DBusError
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property
 
 from .base import Listener, QueueListener, reject_options
-from .ble import BleAddress
+from .ble_address import BleAddress
 from .ble_frames import (
     NOTIFY_CHAR_UUID,
     SERVICE_UUID,
