@@ -31,7 +31,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 @dataclass(frozen=True)
 class Contact:
-    """A non-empty record as one line of name and a number ('' when it has none)."""
+    """A record as one line of name ('' when blank) and a number ('' when none), not both ''."""
 
     record: int
     name: str
@@ -105,9 +105,14 @@ async def decode_entry(card: PhonebookCard, record: int, raw: bytes) -> Contact 
             rec = AdnRecord.decode(raw, ext1_reader=chain.__getitem__)
     except (CodecError, KeyError) as exc:
         return Unreadable(record, str(exc))
-    if rec is None:
-        return None
-    return Contact(record, _CONTROL.sub(" ", rec.name), rec.number)
+    name = _CONTROL.sub(" ", rec.name) if rec is not None else ""
+    if not name.strip():
+        # A blank name (a space, a line break, as another terminal may write) is no
+        # name: the record is nameless, named by its number on the PDA.
+        name = ""
+    if rec is None or not (name or rec.number):
+        return None  # nothing but blanks: it holds no contact
+    return Contact(record, name, rec.number)
 
 
 async def put(card: PhonebookCard, record: int | None, name: str, number: str) -> Written | Refused:

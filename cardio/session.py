@@ -30,7 +30,7 @@ from cardio import entries, errors
 from cardio.entries import Contact, Refused, Unreadable, Written
 from cardio.link import CardLink
 from cardio.localcopy import CardStateDB
-from cardio.sim import Sim
+from cardio.sim import CLA_GSM, Sim
 from cardio.sync import DEFAULT_DB, CardSync, Change, HostSync, NewSyncResult
 
 __all__ = ["ADN_PATH", "EXT1_FID", "PhonebookCard", "RefreshStats"]
@@ -130,6 +130,17 @@ class PhonebookCard:
             record_len=info.record_length,
             host_partner=host_partner,
         )
+
+    async def pin_tries_left(self) -> int | None:
+        """PIN tries left (None: verified already on this card); EF.ADN stays selected."""
+        tries = await self._sim0.pin_tries_left()
+        if self._sim0.cla == CLA_GSM:  # a GSM card tells in the MF's answer: back to EF.ADN
+            await self._sim0.select_path(ADN_PATH[1:])
+        return tries
+
+    async def verify_pin(self, pin: str) -> None:
+        """VERIFY CHV1 (``PinRejected`` with the tries left, ``CardBlocked``); never retried."""
+        await self._sim0.verify_pin(pin)
 
     async def close(self) -> None:
         """Close the logical channels this object opened (the link stays open)."""

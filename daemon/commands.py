@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from daemon.runlock import DEFAULT_WAIT  # light: no config, card or transports
+
 if TYPE_CHECKING:
     from daemon.config import Config
 
@@ -34,6 +36,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--json",
         action="store_true",
         help="print the result object of spec/mqtt.md (to_pda, to_card, ...) on stdout",
+    )
+    p.add_argument(
+        "--wait",
+        type=_seconds,
+        default=DEFAULT_WAIT,
+        metavar="SECONDS",
+        help="when another sync holds the card or the PDA, wait this long for it, then give "
+        f"up with 'busy' (exit 1); default: {DEFAULT_WAIT:g}",
     )
     p.set_defaults(func=_sync)
 
@@ -74,6 +84,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="demo directory (default: $XDG_DATA_HOME/simsync-demo or ~/.local/share/...)",
     )
     p.set_defaults(func=_demo)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError("use 0 to 86400 seconds")
+    return value
 
 
 def _load(path: Path) -> Config | None:
@@ -156,7 +176,7 @@ def _sync(args: argparse.Namespace) -> int:
 
     bar = _ProgressBar() if sys.stderr.isatty() else None
     try:
-        result = asyncio.run(run_sync(config, args.pda, args.mode, progress=bar))
+        result = asyncio.run(run_sync(config, args.pda, args.mode, progress=bar, wait=args.wait))
     finally:
         if bar is not None:
             bar.finish()

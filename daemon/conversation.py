@@ -19,7 +19,7 @@ from cardio.entries import Contact, Refused
 from cardio.session import PhonebookCard
 from cardio.sync import ChangeKind
 from daemon.config import PdaConfig
-from daemon.errors import DaemonError
+from daemon.errors import SyncError
 from daemon.result import Counts
 from syncproto import (
     Abort,
@@ -65,15 +65,6 @@ ProgressFn = Callable[[str, int, int], None]
 MESSAGE_TIMEOUT = 120.0
 DB_ADN = 0x6F3A
 _REASON_MAX = 500  # a Skipped reason's bound on the wire
-
-
-class SyncError(DaemonError):
-    """A sync that could not finish; ``code`` is one of spec/mqtt.md's error codes."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = ErrorCode(code)
-        self.message = message
 
 
 @dataclass

@@ -28,7 +28,9 @@ from cardio.localcopy import CardStateDB, StateError
 from cardio.session import PhonebookCard
 from daemon.config import Config, ConfigError, PdaConfig, read_pin_file
 from daemon.conversation import DB_ADN, Conversation, ProgressFn, Run, SyncError, converse
+from daemon.pinguard import PinGuard
 from daemon.result import Counts, SyncFailure, SyncResult
+from daemon.runlock import DEFAULT_WAIT, hold, locks_for
 from syncproto import ProtocolError, RequestedMode
 from syncproto.codes import ErrorCode
 from transports import (
@@ -137,8 +139,13 @@ async def run_sync(
     *,
     request_id: str | None = None,
     progress: ProgressFn | None = None,
+    wait: float = DEFAULT_WAIT,
 ) -> SyncResult:
-    """Run one whole sync; never raises for sync failures: the result says ``ok``/``error``."""
+    """Run one whole sync; never raises for sync failures: the result says ``ok``/``error``.
+
+    Another sync holding the same card or PDA is waited for up to ``wait`` seconds,
+    then the result is ``busy`` (see ``daemon.runlock``).
+    """
     started = time.monotonic()
     started_at = _now()
     rid = request_id or secrets.token_hex(6)
@@ -150,7 +157,8 @@ async def run_sync(
         pda = config.pda(pda_name)
         run = Run(pda)
         with structlog.contextvars.bound_contextvars(sync_id=rid, pda=pda.name):
-            await _sync(config, run, requested, progress or (lambda _p, _d, _t: None))
+            async with hold(config.node.state_dir, locks_for(config, pda), wait):
+                await _sync(config, run, requested, progress or (lambda _p, _d, _t: None))
     except ConfigError as exc:
         code = ErrorCode.UNKNOWN_PDA if exc.key == "pda" else ErrorCode.BAD_REQUEST
         error = SyncFailure(code, str(exc))
@@ -176,6 +184,7 @@ async def run_sync(
 
 async def _sync(config: Config, run: Run, requested: RequestedMode, progress: ProgressFn) -> None:
     pin = read_pin_file(config)
+    guard = PinGuard(config.node.state_dir, config.card.pin_file)
     identity = phone_identity(config)
     state = CardStateDB(config.node.state_dir / "cards.sqlite")
     try:
@@ -189,6 +198,7 @@ async def _sync(config: Config, run: Run, requested: RequestedMode, progress: Pr
                     requested=requested,
                     pin=pin,
                     progress=progress,
+                    guard=guard,
                 )
             finally:
                 run.apdus = link.apdu_count
@@ -205,10 +215,15 @@ async def _sync_card(
     requested: RequestedMode,
     pin: str | None,
     progress: ProgressFn,
+    guard: PinGuard | None = None,
 ) -> None:
     progress("card", 0, 1)
-    card = await PhonebookCard.open(link, state, pin=pin, host_partner=state.host_partner())
+    card = await PhonebookCard.open(
+        link, state, pin=None if guard else pin, host_partner=state.host_partner()
+    )
     try:
+        if guard is not None and pin is not None:
+            await guard.verify(card, pin)  # the PIN rule: never wear the card's PIN out
         partner = bytes.fromhex(run.pda.device_id)[:16]
         ns = await card.new_sync(partner, DB_ADN)
         progress("card", 1, 1)
