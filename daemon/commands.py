@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon.runlock import DEFAULT_WAIT  # light: no config, card or transports
-
 if TYPE_CHECKING:
     from daemon.config import Config
 
@@ -40,10 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--wait",
         type=_seconds,
-        default=DEFAULT_WAIT,
+        default=None,
         metavar="SECONDS",
         help="when another sync holds the card or the PDA, wait this long for it, then give "
-        f"up with 'busy' (exit 1); default: {DEFAULT_WAIT:g}",
+        "up with 'busy' (exit 1); default: 60 (daemon.runlock.DEFAULT_WAIT)",
     )
     p.set_defaults(func=_sync)
 
@@ -171,12 +169,21 @@ def _sync(args: argparse.Namespace) -> int:
     import asyncio
 
     from daemon.result import format_result
+    from daemon.runlock import DEFAULT_WAIT
     from daemon.sync import run_sync
     from syncproto.codes import ErrorCode
 
     bar = _ProgressBar() if sys.stderr.isatty() else None
     try:
-        result = asyncio.run(run_sync(config, args.pda, args.mode, progress=bar, wait=args.wait))
+        result = asyncio.run(
+            run_sync(
+                config,
+                args.pda,
+                args.mode,
+                progress=bar,
+                wait=DEFAULT_WAIT if args.wait is None else args.wait,
+            )
+        )
     finally:
         if bar is not None:
             bar.finish()

@@ -87,17 +87,17 @@ class PinGuard:
                 f"(tries left: {_count(rejected.tries_left)}); simsync will not present it "
                 f"again, so the card cannot be blocked: put the card's right PIN in {where}",
             )
+        # None: verified already (by another program, or our last run on a card still
+        # powered). The PIN is presented all the same, so a wrong file never goes
+        # unnoticed because of how long pcscd keeps a card powered.
         tries = await card.pin_tries_left()
-        if tries is None:
-            log.info("pin already verified on this card", iccid=card.iccid)
-            return
         if tries == 0:
             raise SyncError(
                 ErrorCode.CARD_BLOCKED,
                 f"card {card.iccid}'s PIN is blocked: unblock it with its PUK (in a phone), "
                 f"then put the new PIN in {where}",
             )
-        if tries < MIN_TRIES:
+        if tries is not None and tries < MIN_TRIES:
             log.warning("pin not presented: last try left", iccid=card.iccid, tries_left=tries)
             raise SyncError(
                 ErrorCode.PIN_REJECTED,
