@@ -222,7 +222,13 @@ class SyncEngine:
         # Every .vcf gone but our dot-files kept reads as "a person deleted everything";
         # far likelier a wipe, and emptying the card for it is the one mistake that loses
         # data. So it counts as a new store: slow, nothing deleted, the card refills it.
-        emptied = not contacts and bool(st.synced or st.pending_synced)
+        # Files set aside that may hold mapped contacts are no wipe: their contacts are
+        # left alone below, and refilling the vdir from the card would copy them.
+        emptied = (
+            not contacts
+            and bool(st.synced or st.pending_synced)
+            and not any(self.store.unreadable(s.uid) for s in st.synced.values())
+        )
         if replaced or emptied:
             log.warning(
                 "address book wiped or replaced: slow sync, no deletions",

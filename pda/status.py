@@ -7,11 +7,14 @@ any SQLite error makes the store drop and rebuild it from the files, and a row
 whose file changed within RACY_WINDOW_NS of being recorded is checked by
 content, because a same-size rewrite in the same timestamp tick keeps mtime
 (Linux file times come from a coarse clock; git calls this "racily clean").
+A file name that is not UTF-8 (surrogate-escaped by ``os.scandir``) is stored
+as a BLOB of its bytes, which SQLite keeps apart from every TEXT name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -51,6 +54,19 @@ class StatusRow:
             mtime_ns,
             inode,
         ) and self.mtime_ns < self.checked_ns - RACY_WINDOW_NS
+
+
+def _key(filename: str) -> str | bytes:
+    """The filename column's value: TEXT, or the raw bytes when the name is not UTF-8."""
+    try:
+        filename.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(filename)
+    return filename
+
+
+def _name(key: object) -> str:
+    return os.fsdecode(key) if isinstance(key, bytes) else str(key)
 
 
 _COLUMNS = "filename, uid, size, mtime_ns, inode, etag, name, number, checked_ns"
@@ -115,7 +131,7 @@ class StatusTable:
                 return {}
             rows = conn.execute(f"SELECT {_COLUMNS} FROM files").fetchall()  # noqa: S608 - constant
         try:
-            return {row[0]: StatusRow(*row) for row in rows}
+            return {_name(row[0]): StatusRow(_name(row[0]), *row[1:]) for row in rows}
         except TypeError as exc:  # a row of the wrong shape: treat like corruption
             raise StatusCorruptError(f"{self.path}: {exc}") from exc
 
@@ -136,12 +152,12 @@ class StatusTable:
         with self._connect() as conn:
             self._prepare(conn)
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("DELETE FROM files WHERE filename = ?", [(d,) for d in deletes])
+            conn.executemany("DELETE FROM files WHERE filename = ?", [(_key(d),) for d in deletes])
             conn.executemany(
                 f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
                 [
                     (
-                        r.filename,
+                        _key(r.filename),
                         r.uid,
                         r.size,
                         r.mtime_ns,

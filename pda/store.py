@@ -15,6 +15,7 @@ import hashlib
 import re
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -63,12 +64,18 @@ class StoreError(PdaError):
 
 
 class BadContact(StoreError):  # noqa: N818 - name fixed by the shared store interface
-    """A stored contact cannot be read (unparsable vCard, several VCARDs in one file...)."""
+    """A stored contact cannot be read (unparsable vCard, several VCARDs in one file...).
 
-    def __init__(self, path: str, reason: str) -> None:
+    `uids`: every uid the file may have stood for (the one last read from it, its
+    UID line, its name), so a contact whose file turned unreadable is never taken
+    for a deleted one, whatever the file is called.
+    """
+
+    def __init__(self, path: str, reason: str, uids: Iterable[str] = ()) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+        self.uids = frozenset(uids)
 
 
 class ContactNotFoundError(StoreError, KeyError):
@@ -96,6 +103,8 @@ class ContactStore(Protocol):
 
     # Random id made when the store was created; a wiped/re-created store gets a new one.
     store_id: str
+    # Files the last scan set aside (unreadable, oversized, duplicate UID...), named with why.
+    bad_files: list[BadContact]
 
     def scan(self) -> dict[str, ContactInfo]:
         """Every readable contact, keyed by uid; cheap when little changed."""

@@ -9,7 +9,8 @@ as it was, so "nothing lost" holds by construction and vdir tools see a
 minimal change.
 
 Rules (documented in docs/pda.md):
-- Versions 3.0 and 4.0 are read; anything else is a bad card.
+- Versions 3.0 and 4.0 are read; 2.1 is read through its 3.0 equivalent
+  (`decode_card`, pda/vcard21.py); anything else is a bad card.
 - The preferred TEL is the one with the lowest PREF parameter (4.0, 1..100),
   a ``TYPE=pref`` counting as PREF=1 (3.0); ties and no preference: the first
   in the file. Only TELs whose value normalises to a phone number take part
@@ -28,11 +29,13 @@ import vobject  # untyped: everything it returns is handled as Any in this modul
 from pda.store import InvalidProjectionError, Projection, normalize_number
 
 from .errors import PdaError
+from .vcard21 import V21Error, is_v21, v30_lines
 
 __all__ = [
     "CardError",
     "ParsedCard",
     "apply_projection",
+    "decode_card",
     "derive_n",
     "new_card",
     "parse_card",
@@ -128,6 +131,26 @@ def _read_one(text: str) -> Any:
     return card
 
 
+def decode_card(data: bytes) -> str:
+    """A file's bytes as vCard text: UTF-8 as it is, a 2.1 card converted to 3.0 (folded).
+
+    Raises CardError naming the first byte that is not UTF-8 (a 3.0/4.0 card saved
+    in Latin-1 by an editor) or why a 2.1 card cannot be converted.
+    """
+    if is_v21(data):
+        try:
+            return "".join(_fold(line, "\r\n") for line in v30_lines(data))
+        except V21Error as exc:
+            raise CardError(str(exc)) from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start : exc.start + 1].hex().upper()
+        raise CardError(
+            f"not UTF-8 (byte 0x{bad} at offset {exc.start}): save it as UTF-8"
+        ) from exc
+
+
 def _tels(card: Any) -> list[_Tel | None]:
     return [_tel_of(line) for line in card.contents.get("tel", [])]
 
@@ -138,7 +161,7 @@ def parse_card(text: str) -> ParsedCard:
     versions = card.contents.get("version", [])
     version = str(versions[0].value).strip() if versions else ""
     if version not in SUPPORTED_VERSIONS:
-        raise CardError(f"VERSION {version or '(missing)'} is not 3.0 or 4.0")
+        raise CardError(f"VERSION {version or '(missing)'} is not 2.1, 3.0 or 4.0")
     uids = card.contents.get("uid", [])
     uid = str(uids[0].value).strip() if uids else None
     name = ""

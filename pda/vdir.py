@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from pda.status import RACY_WINDOW_NS, StatusRow, StatusTable
 from pda.store import (
     BadContact,
@@ -29,40 +31,53 @@ from pda.store import (
     validate_projection,
     validate_uid,
 )
-from pda.vcard import SUPPORTED_VERSIONS, CardError, apply_projection, new_card, parse_card
+from pda.vcard import (
+    SUPPORTED_VERSIONS,
+    CardError,
+    apply_projection,
+    decode_card,
+    new_card,
+    parse_card,
+)
+from pda.vfile import (
+    MAX_VCARD_BYTES,
+    bad_entry,
+    load,
+    name_uid,
+    shown,
+    uid_filename,
+    unusable,
+    write_atomic,
+)
 
-__all__ = ["STATUS_DB_NAME", "STORE_ID_NAME", "ContactChangedError", "VdirStore", "uid_filename"]
+__all__ = [
+    "MAX_VCARD_BYTES",
+    "STATUS_DB_NAME",
+    "STORE_ID_NAME",
+    "ContactChangedError",
+    "VdirStore",
+    "uid_filename",
+]
+
+log = structlog.get_logger(__name__)
 
 STORE_ID_NAME = ".simsync-store-id"
 STATUS_DB_NAME = ".simsync-status.sqlite"
-_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-@")
-_MAX_NAME = 200  # bytes; most filesystems allow 255 for the whole name
 
 
 class ContactChangedError(StoreError):
     """The file changed on disk (another program) between reading and replacing it; retry."""
 
 
-def uid_filename(uid: str) -> str:
-    """The file name for a UID: safe characters kept, others percent-encoded (UTF-8), + '.vcf'.
-
-    A leading '.' is encoded too (a dot-file would be hidden from vdir tools);
-    a name longer than 200 bytes becomes the SHA-256 of the UID instead.
-    """
-    encoded = "".join(
-        ch if ch in _SAFE else "".join(f"%{b:02X}" for b in ch.encode()) for ch in uid
-    )
-    if encoded.startswith("."):
-        encoded = "%2E" + encoded[1:]
-    if len(encoded) > _MAX_NAME:
-        encoded = hashlib.sha256(uid.encode()).hexdigest()
-    return encoded + ".vcf"
-
-
 @dataclass(frozen=True)
 class _Read:
     row: StatusRow
-    text: str
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        """The card as text (a 2.1 card as its 3.0 equivalent: what an edit writes)."""
+        return decode_card(self.data)
 
 
 class VdirStore:
@@ -86,6 +101,7 @@ class VdirStore:
         # a scan does not re-parse them while they stay as they are.
         self._bad_seen: dict[str, tuple[tuple[int, int, int], BadContact]] = {}
         self._index: dict[str, StatusRow] | None = None  # uid -> row, from the last scan
+        self._logged: set[tuple[str, str]] = set()  # (file, reason) of set-aside files logged
         self.store_id: str = self._load_store_id()
         self._status = StatusTable(self._status_path, self.store_id)
 
@@ -118,60 +134,66 @@ class VdirStore:
 
     def _read(self, filename: str, now_ns: int, old: StatusRow | None) -> _Read | None:
         """Read and (when its content changed) parse one file; None when it vanished."""
-        full = self.path / filename
-        try:
-            with open(full, "rb") as f:
-                st = os.fstat(f.fileno())
-                data = f.read()
-        except FileNotFoundError:
+        got = load(self.path, filename, old.uid if old is not None else None)
+        if got is None:
             return None
-        except OSError as exc:
-            raise BadContact(str(full), f"cannot read: {exc.strerror}") from exc
+        data, st = got.data, got.st
         etag = hashlib.sha256(data).hexdigest()
         if old is not None and old.etag == etag:
             name, number, uid = old.name, old.number, old.uid
         else:
             self.parse_count += 1
             try:
-                text = data.decode("utf-8")
-                card = parse_card(text)
-            except UnicodeDecodeError as exc:
-                raise BadContact(str(full), f"not UTF-8: {exc}") from exc
+                card = parse_card(decode_card(data))
             except CardError as exc:
-                raise BadContact(str(full), str(exc)) from exc
+                old_uid = old.uid if old is not None else None
+                raise unusable(self.path, filename, data, str(exc), old_uid) from exc
             name, number = card.projection.name, card.projection.number
             # A hand-written card without UID: the file name stands in (the file is not rewritten).
-            uid = card.uid or filename.removesuffix(".vcf")
+            uid = card.uid or name_uid(filename)
         row = StatusRow(
             filename, uid, st.st_size, st.st_mtime_ns, st.st_ino, etag, name, number, now_ns
         )
-        return _Read(row, data.decode("utf-8", errors="replace"))
+        return _Read(row, data)
 
     def scan(self) -> dict[str, ContactInfo]:
         """Every readable contact by uid; parses only files whose stat key changed.
 
-        Unreadable files are skipped and listed in `bad_files` (never rewritten);
-        of two files with one UID, the one named after it (else the first by
-        name) wins and the other is listed as bad.
+        Unreadable files are skipped and listed in `bad_files` (never rewritten),
+        each logged once while it stays as it is; of two files with one UID, the one
+        named after it (else the first by name) wins and the other is listed as bad.
+        A bad file keeps the status row it had when it was last good, so the uid it
+        held is known (and not taken for deleted) also by a later process.
         """
         self._refresh_store_id()
         now_ns = time.time_ns()  # taken before any stat: rows are racy relative to it
         old_rows = self._status.load()
-        try:
-            entries = sorted(
-                (e.name, e.stat())
-                for e in os.scandir(self.path)
-                if e.name.endswith(".vcf") and not e.name.startswith(".") and e.is_file()
-            )
-        except OSError as exc:
-            raise StoreIOError(f"{self.path}: cannot list the vdir: {exc}") from exc
-        rows: dict[str, StatusRow] = {}
-        upserts: list[StatusRow] = []
+        entries: list[tuple[str, tuple[int, int, int]]] = []
         bad: list[BadContact] = []
         bad_seen: dict[str, tuple[tuple[int, int, int], BadContact]] = {}
-        for name, st in entries:
+        try:
+            with os.scandir(self.path) as listing:
+                for e in listing:
+                    if not e.name.endswith(".vcf") or e.name.startswith("."):
+                        continue
+                    if (odd := bad_entry(self.path, e)) is not None:
+                        bad.append(odd)
+                        continue
+                    try:
+                        st = e.stat()
+                    except FileNotFoundError:  # gone since the listing
+                        continue
+                    except OSError as exc:  # one odd file never stops the scan
+                        bad.append(BadContact(shown(e.path), f"cannot stat: {exc.strerror}"))
+                        continue
+                    entries.append((e.name, (st.st_size, st.st_mtime_ns, st.st_ino)))
+        except OSError as exc:
+            raise StoreIOError(f"{self.path}: cannot list the vdir: {exc}") from exc
+        entries.sort()
+        rows: dict[str, StatusRow] = {}
+        upserts: list[StatusRow] = []
+        for name, key in entries:
             old = old_rows.get(name)
-            key = (st.st_size, st.st_mtime_ns, st.st_ino)
             if old is not None and old.same_stat(*key):
                 rows[name] = old
                 continue
@@ -189,7 +211,8 @@ class VdirStore:
             if got is not None:
                 rows[name] = got.row
                 upserts.append(got.row)
-        gone = [name for name in old_rows if name not in rows]
+        kept = {name for name in bad_seen if name in old_rows}  # the uid a bad file last held
+        gone = [name for name in old_rows if name not in rows and name not in kept]
         index: dict[str, StatusRow] = {}
         for name, row in rows.items():
             other = index.get(row.uid)
@@ -197,23 +220,34 @@ class VdirStore:
                 keep, drop = (row, other) if name == uid_filename(row.uid) else (other, row)
                 bad.append(
                     BadContact(
-                        str(self.path / drop.filename),
-                        f"duplicate UID {row.uid!r}, also in {keep.filename}",
+                        shown(self.path / drop.filename),
+                        f"duplicate UID {row.uid!r}, also in {shown(keep.filename)}",
+                        uids=(row.uid,),
                     )
                 )
                 index[row.uid] = keep
             else:
                 index[row.uid] = row
         self._status.apply(upserts, gone)
+        self._log_new(bad)
         self.bad_files = bad
         self._bad_seen = bad_seen
         self._index = index
         return {uid: _info(row) for uid, row in index.items()}
 
+    def _log_new(self, bad: list[BadContact]) -> None:
+        """Log each set-aside file once while it stays as it is (not at every scan)."""
+        now = {(b.path, b.reason) for b in bad}
+        for b in bad:
+            if (b.path, b.reason) not in self._logged:
+                log.warning("contact file set aside", file=b.path, reason=b.reason)
+        self._logged = now
+
     def unreadable(self, uid: str) -> bool:
-        """True when the contact's file exists but the last scan could not read it."""
-        names = {os.path.basename(b.path) for b in self.bad_files}
-        return uid_filename(uid) in names or f"{uid}.vcf" in names
+        """True when a file the last scan set aside may hold the contact (by name or UID)."""
+        return any(uid in b.uids for b in self.bad_files) or uid_filename(uid) in {
+            os.path.basename(b.path) for b in self.bad_files
+        }
 
     def get(self, uid: str) -> ContactInfo | None:
         """One contact, read from its file now (BadContact when the file cannot be read)."""
@@ -277,10 +311,11 @@ class VdirStore:
             raise ContactNotFoundError(f"no contact {uid!r}")
         row, full = located.row, self.path / located.row.filename
         try:
-            new_text = apply_projection(located.text, projection)
+            text = located.text
+            new_text = apply_projection(text, projection)
         except CardError as exc:
-            raise BadContact(str(full), str(exc)) from exc
-        if new_text is located.text:
+            raise BadContact(shown(full), str(exc), uids=(uid,)) from exc
+        if new_text is text:
             return
         self._write(full, new_text.encode(), expect=row)
         self._after_write(row.filename)
@@ -291,11 +326,12 @@ class VdirStore:
         if located is None:
             raise ContactNotFoundError(f"no contact {uid!r}")
         try:
+            # A symlink goes, its target stays: the contact leaves this vdir, nothing is lost.
             (self.path / located.row.filename).unlink()
         except FileNotFoundError:
             raise ContactNotFoundError(f"no contact {uid!r}") from None
         except OSError as exc:
-            raise StoreIOError(f"cannot delete {located.row.filename}: {exc}") from exc
+            raise StoreIOError(f"cannot delete {shown(located.row.filename)}: {exc}") from exc
         self._status.apply([], [located.row.filename])
         if self._index is not None:
             self._index.pop(uid, None)
@@ -314,54 +350,28 @@ class VdirStore:
     def _write(
         self, target: Path, data: bytes, *, exclusive: bool = False, expect: StatusRow | None = None
     ) -> None:
-        """Atomically put `data` at `target`: temp file in the same dir, fsync, rename.
+        """Atomically put `data` at `target` (vfile.write_atomic: a symlink's target).
 
-        `exclusive`: fail with FileExistsError rather than replace (os.link does
-        not clobber). `expect`: the file must still be what was read, else
-        ContactChangedError. On any failure the temp file is removed and the
-        target is as it was.
+        `exclusive`: fail with FileExistsError rather than replace. `expect`: the
+        file must still be what was read, else ContactChangedError.
         """
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                if expect is not None:  # keep a private card private
-                    os.fchmod(fd, os.stat(target).st_mode & 0o7777)
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if exclusive:
-                os.link(tmp, target)
-            else:
-                if expect is not None:
-                    st = os.stat(target)
-                    if (st.st_size, st.st_mtime_ns, st.st_ino) != (
-                        expect.size,
-                        expect.mtime_ns,
-                        expect.inode,
-                    ):
-                        raise ContactChangedError(f"{target} changed while being updated")
-                os.replace(tmp, target)
-            self._fsync_dir()
-        except FileExistsError:
-            raise
-        except FileNotFoundError as exc:
-            if expect is not None and str(exc.filename) == str(target):
-                raise ContactNotFoundError(f"{target} vanished while being updated") from exc
-            raise StoreIOError(f"cannot write {target}: {exc}") from exc
-        except OSError as exc:
-            raise StoreIOError(f"cannot write {target}: {exc}") from exc
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
 
-    def _fsync_dir(self) -> None:
-        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        def unchanged(real: Path) -> None:
+            if expect is None:
+                return
+            try:
+                st = os.stat(real)
+            except FileNotFoundError:
+                gone = f"{shown(target)} vanished while being updated"
+                raise ContactNotFoundError(gone) from None
+            if (st.st_size, st.st_mtime_ns, st.st_ino) != (
+                expect.size,
+                expect.mtime_ns,
+                expect.inode,
+            ):
+                raise ContactChangedError(f"{shown(target)} changed while being updated")
+
+        write_atomic(target, data, exclusive=exclusive, check=unchanged)
 
 
 def _info(row: StatusRow) -> ContactInfo:

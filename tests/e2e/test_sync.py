@@ -415,13 +415,13 @@ async def test_a_vcard_file_that_turns_unreadable_is_not_a_deletion(tmp_path: Pa
         assert (await w.sync("pda1"))["ok"]
         path = pda.dir.contacts / f"{uid}.vcf"
         good = path.read_bytes()
-        path.write_text("BEGIN:VCARD\r\nVERSION:2.1\r\nFN:Broken\r\nEND:VCARD\r\n")  # unreadable
+        path.write_text("BEGIN:VCARD\r\nVERSION:1.0\r\nFN:Broken\r\nEND:VCARD\r\n")  # unreadable
         pda.add("Contact 2", "+2")
         res = await w.sync("pda1")
         assert res["ok"], res["error"]
         assert res["to_card"]["deleted"] == 0
         assert ("Contact 1", "+1") in w.card.records().values()  # still on the card
-        assert "VERSION:2.1" in path.read_text()  # and the broken file was left alone
+        assert "VERSION:1.0" in path.read_text()  # and the broken file was left alone
         path.write_bytes(good)  # repaired: nothing to do, nothing duplicated
         again = await w.sync("pda1")
         assert again["to_card"] == {"added": 0, "modified": 0, "deleted": 0}

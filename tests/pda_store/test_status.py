@@ -146,7 +146,7 @@ def test_bad_file_reported_skipped_and_left_alone(vdir: Path) -> None:
         "two.vcf": (
             new_card("t1", Projection("T", "1")) + new_card("t2", Projection("T", "2"))
         ).encode(),
-        "v21.vcf": b"BEGIN:VCARD\r\nVERSION:2.1\r\nFN:Old\r\nEND:VCARD\r\n",
+        "v10.vcf": b"BEGIN:VCARD\r\nVERSION:1.0\r\nFN:Old\r\nEND:VCARD\r\n",
         "noname.vcf": b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:nn\r\nTEL:1\r\nEND:VCARD\r\n",
         "badphoto.vcf": b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:P\r\nPHOTO;ENCODING=b:abc\r\n"
         b"END:VCARD\r\n",
@@ -159,7 +159,7 @@ def test_bad_file_reported_skipped_and_left_alone(vdir: Path) -> None:
     assert set(contacts) == {"c000", "c001", "c002"}
     reported = {Path(b.path).name: b.reason for b in store.bad_files}
     assert set(reported) == set(bad)
-    assert "VERSION 2.1" in reported["v21.vcf"]
+    assert "VERSION 1.0" in reported["v10.vcf"]
     assert "UTF-8" in reported["latin1.vcf"]
     assert "2 components" in reported["two.vcf"]
     store.create(Projection("Another", "1"))
