@@ -77,6 +77,7 @@ class Run:
     to_pda: Counts = field(default_factory=Counts)
     conflicts: int = 0
     skipped: int = 0
+    set_aside: int = 0  # PDA files its store could not use (Done, protocol 1.1)
     apdus: int = 0
     # Records holding bytes we cannot decode (another phone's format): never written.
     unreadable: set[int] = field(default_factory=set)
@@ -176,6 +177,7 @@ async def converse(
     run.conflicts = done.conflicts
     # The PDA's count includes the ops the phone reported Skipped (card full, not encodable).
     run.skipped = done.skipped
+    run.set_aside = done.set_aside or 0  # None: a 1.0 PDA, which does not count them
 
 
 def _empty(raw: bytes) -> bool:

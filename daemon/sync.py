@@ -174,6 +174,7 @@ async def run_sync(
         to_card=run.to_card if run else Counts(),
         conflicts=run.conflicts if run else 0,
         skipped=run.skipped if run else 0,
+        set_aside=run.set_aside if run else 0,
         apdus=run.apdus if run else 0,
         duration_ms=round((time.monotonic() - started) * 1000),
         started_at=started_at,

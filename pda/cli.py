@@ -1,4 +1,4 @@
-"""``simsync pda init|id|allow|serve``: run a PDA peer from a directory."""
+"""``simsync pda init|id|allow|serve|check``: run a PDA peer from a directory."""
 
 from __future__ import annotations
 
@@ -59,6 +59,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(default: tcp://127.0.0.1:7878)",
     )
     p.set_defaults(func=_serve)
+
+    _register_check(sub)
+
+
+def _register_check(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "check",
+        help="list the contact files a sync sets aside, and why (exit 1 if any)",
+        description="Scan the vdir (DIR/contacts of a PDA directory, or DIR itself) as a "
+        "sync would, writing nothing, and print one line per file the store sets aside: "
+        "unreadable (not UTF-8, not a vCard, unsupported VERSION), oversized (over 1 MiB), "
+        "bad name (a link to nothing, a directory, not a regular file), duplicate UID. "
+        "Exit status: 0 when every file is usable, 1 when some are set aside, 2 when DIR "
+        "cannot be read.",
+    )
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.set_defaults(func=_check)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .check import check_vdir
+    from .store import StoreError
+
+    directory: Path = args.dir
+    vdir = directory / "contacts" if (directory / "identity").is_dir() else directory
+    try:
+        readable, bad = check_vdir(vdir)
+    except StoreError as exc:
+        print(f"simsync pda: {exc}", file=sys.stderr)
+        return 2
+    for b in bad:
+        print(f"{b.path}: {b.reason}")
+    print(f"{vdir}: {readable} contacts readable, {len(bad)} files set aside", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def _fail(message: str) -> int:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import structlog
 
 from syncproto import (
+    SET_ASIDE_SINCE,
     Abort,
     Alert,
     AlertReply,
@@ -129,6 +130,7 @@ class SyncOutcome:
     deleted: int
     conflicts: int
     skipped: int
+    set_aside: int = 0  # files the store could not use (named in its bad_files)
 
 
 def _projection(e: Entry) -> Projection:
@@ -329,7 +331,11 @@ class SyncEngine:
         assert self._plan is not None
         self.state.promote(self._alert.iccid, self._alert.db, self._alert.proposed)
         added, modified, deleted = self._plan.counts()
+        set_aside = len(self.store.bad_files)
+        p = self._plan
         self.outcome = SyncOutcome(
-            self._plan.mode, added, modified, deleted, self._plan.conflicts, self._skipped
+            p.mode, added, modified, deleted, p.conflicts, self._skipped, set_aside
         )
-        return Done(added, modified, deleted, self._plan.conflicts, self._skipped)
+        # A 1.0 phone reads exactly five counts; it gets no set_aside.
+        sent = set_aside if self._alert.version >= SET_ASIDE_SINCE else None
+        return Done(added, modified, deleted, self._plan.conflicts, self._skipped, sent)

@@ -40,6 +40,12 @@ log = structlog.get_logger(__name__)
 
 # Longest silence accepted from a phone between two messages (its card work included).
 MESSAGE_TIMEOUT = 120.0
+# Connections still in the pairing/TLS handshake at once; more are closed on arrival.
+# A PDA serves a handful of paired phones, one connection per sync: 16 leaves room for
+# retries and a phone reconnecting while its old connection times out, while strangers
+# can hold at most 16 x (one 4 KiB pre-authentication frame + buffers), well under 2 MB,
+# each for at most the handshake time-out (transports.DEFAULT_HANDSHAKE_TIMEOUT, 10 s).
+MAX_UNAUTHENTICATED = 16
 
 
 class PdaServer:
@@ -57,6 +63,8 @@ class PdaServer:
         self._listener: Listener | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.syncs = 0
+        self.unauthenticated = 0  # connections in the handshake now
+        self.turned_away = 0  # connections closed on arrival because the cap was reached
 
     @property
     def url(self) -> str:
@@ -95,16 +103,26 @@ class PdaServer:
 
     async def _serve_one(self, link: FrameLink) -> None:
         peer = link.peer
+        if self.unauthenticated >= MAX_UNAUTHENTICATED:
+            if self.turned_away == 0:  # once per flood, not once per connection
+                log.warning(
+                    "too many connections in the handshake: closing new ones",
+                    limit=MAX_UNAUTHENTICATED,
+                    peer=peer,
+                )
+            self.turned_away += 1
+            await link.close()
+            return
         try:
+            self.unauthenticated += 1
             try:
-                allowed = self.dir.allowed()
-            except (PdaDirError, OSError) as exc:
-                log.warning("cannot read the allow list: no phone can sync", error=str(exc))
-                return
-            try:
-                tls = await tls_server(link, self.identity, allowed)
-            except PeerRejected as exc:
-                log.warning("phone refused", peer=peer, device_id=exc.fingerprint)
+                tls = await self._authenticate(link)
+            finally:
+                self.unauthenticated -= 1
+                if self.unauthenticated == 0 and self.turned_away:
+                    log.warning("handshake flood over", turned_away=self.turned_away)
+                    self.turned_away = 0
+            if tls is None:
                 return
             async with self._lock:
                 await self._session(tls)
@@ -112,6 +130,19 @@ class PdaServer:
             log.warning("sync connection failed", peer=peer, error=str(exc))
         finally:
             await link.close()
+
+    async def _authenticate(self, link: FrameLink) -> FrameLink | None:
+        """Pairing check and TLS; None when the phone is not allowed (logged)."""
+        try:
+            allowed = self.dir.allowed()
+        except (PdaDirError, OSError) as exc:
+            log.warning("cannot read the allow list: no phone can sync", error=str(exc))
+            return None
+        try:
+            return await tls_server(link, self.identity, allowed)
+        except PeerRejected as exc:
+            log.warning("phone refused", peer=link.peer, device_id=exc.fingerprint)
+            return None
 
     async def _session(self, link: FrameLink) -> None:
         engine = SyncEngine(self.store, self.state, fits=self.fits)
@@ -136,6 +167,7 @@ class PdaServer:
                 deleted=o.deleted,
                 conflicts=o.conflicts,
                 skipped=o.skipped,
+                set_aside=o.set_aside,
             )
         else:
             log.warning("sync ended early", error=str(engine.error))

@@ -102,7 +102,8 @@ def _body(msg: Message) -> list[Any]:
         case Applied():
             return [[_result_out(r) for r in msg.results]]
         case Done():
-            return [msg.added, msg.modified, msg.deleted, msg.conflicts, msg.skipped]
+            counts = [msg.added, msg.modified, msg.deleted, msg.conflicts, msg.skipped]
+            return counts if msg.set_aside is None else [*counts, msg.set_aside]
         case Abort():
             return [msg.code, msg.message]
         case _:
@@ -209,6 +210,8 @@ def _message_in(tag: object, b: list[Any]) -> Message:
     arity = {1: 1, 2: 3, 3: 1, 4: 1, 5: 0, 6: 0, 7: 5, 8: 2}
     if tag == 0:
         return _alert_in(b)
+    if tag == 7 and len(b) == 6:  # Done with set_aside (1.1); 5 counts from a 1.0 PDA
+        return Done(*b)
     if type(tag) is not int or tag not in arity:
         raise _Shape(f"unknown message type {tag!r}")
     if len(b) != arity[tag]:

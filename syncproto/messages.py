@@ -19,6 +19,7 @@ __all__ = [
     "MAX_ITEMS",
     "MAX_RECORDS",
     "PROTOCOL_VERSION",
+    "SET_ASIDE_SINCE",
     "Abort",
     "Alert",
     "AlertReply",
@@ -47,7 +48,9 @@ __all__ = [
 ]
 
 #: (major, minor). A peer with another major is refused; minors stay wire-compatible.
-PROTOCOL_VERSION: tuple[int, int] = (1, 0)
+PROTOCOL_VERSION: tuple[int, int] = (1, 1)
+#: From this version on a phone reads Done's `set_aside`; an older one gets 5 counts.
+SET_ASIDE_SINCE: tuple[int, int] = (1, 1)
 #: A linear fixed EF has at most 255 records (READ RECORD's P1 is one byte).
 MAX_RECORDS = 255
 #: Bound on every list in a message, so a hostile peer cannot make us allocate freely.
@@ -227,6 +230,8 @@ class Done:
     deleted: int
     conflicts: int
     skipped: int
+    # PDA files its store could not use (protocol 1.1); None: not sent (a 1.0 peer).
+    set_aside: int | None = None
 
 
 @dataclass(frozen=True)
@@ -388,7 +393,8 @@ def check(msg: object) -> None:
         _check_applied(msg)
     elif type(msg) is Done:
         for f in fields(msg):
-            _int(getattr(msg, f.name), f.name, 0, 1_000_000)
+            if f.name != "set_aside" or msg.set_aside is not None:
+                _int(getattr(msg, f.name), f.name, 0, 1_000_000)
     elif type(msg) is Abort:
         if type(msg.code) is not str or not _CODE.fullmatch(msg.code):
             raise InvalidMessage(f"abort code must be snake_case, got {msg.code!r}")

@@ -65,7 +65,8 @@ class FrameLink(_Closing):
 
     #: Human description of the other end (for logs and error messages).
     peer: str
-    #: Largest frame this link sends or accepts.
+    #: Largest frame this link sends or accepts; checked at every send and recv, so a
+    #: layer above may lower it for a while (TLS does until the peer is authenticated).
     max_frame: int
 
     @abstractmethod

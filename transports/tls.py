@@ -45,8 +45,18 @@ from .errors import (
 from .framing import FrameDecoder, encode_frame
 from .identity import Identity, device_id_of, normalize_device_id
 
-__all__ = ["DEFAULT_HANDSHAKE_TIMEOUT", "TlsLink", "tls_client", "tls_server"]
+__all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "PRE_AUTH_MAX_FRAME",
+    "RECORD_MAX_FRAME",
+    "TlsLink",
+    "tls_client",
+    "tls_server",
+]
 
+#: Pairing + TLS handshake: 3 round trips and ~3 KB; under a second even over BLE or a
+#: 115200-baud serial link, so 10 s leaves room for a slow radio and a busy peer while
+#: bounding how long a stranger can keep a connection half-open.
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 
 _HELLO = b"simsync-pair/1 cert:"
@@ -55,7 +65,15 @@ _REFUSE = b"simsync-pair/1 refuse"
 _READY = b"simsync-pair/1 ready"  # first frame inside TLS, from the server
 _RECORD = 16384  # plaintext per TLS record (the TLS maximum), so one record per inner frame
 _RECORD_OVERHEAD = 256  # TLS 1.3 needs 22 bytes per record; room to spare
-_MIN_INNER_FRAME = 4096  # the pairing hello and the handshake flights must fit one frame
+#: Largest inner frame before the peer is authenticated (4 KiB): the pairing hello is
+#: ~420 bytes (a 20-byte tag and a ~400-byte P-256 certificate) and each TLS handshake
+#: flight ~1.5 KB, so a stranger can make us hold no more than this per connection.
+PRE_AUTH_MAX_FRAME = 4096
+#: Largest inner frame once both sides are authenticated: one TLS record (16 KiB of
+#: plaintext, at most 256 bytes of TLS around it); application frames inside TLS keep
+#: the caller's ``max_frame`` (1 MiB by default).
+RECORD_MAX_FRAME = _RECORD + _RECORD_OVERHEAD
+_MIN_INNER_FRAME = PRE_AUTH_MAX_FRAME  # the pairing hello and handshake flights fit one frame
 
 
 def _context(server_side: bool, identity: Identity, peer_der: bytes) -> ssl.SSLContext:
@@ -84,6 +102,11 @@ async def _recv_hs(link: FrameLink, what: str) -> bytes:
         return await link.recv()
     except TransportClosed as exc:
         raise HandshakeInterrupted(f"{link.peer} closed the link during {what}: {exc}") from exc
+    except FramingError as exc:
+        raise HandshakeFailed(
+            f"{link.peer} sent more than the {PRE_AUTH_MAX_FRAME} bytes a frame may have "
+            f"before authentication, during {what}: {exc}"
+        ) from exc
 
 
 async def _send_hs(link: FrameLink, frame: bytes, what: str) -> None:
@@ -184,9 +207,13 @@ async def _establish(
             f"TLS needs an inner link carrying frames of {_MIN_INNER_FRAME} bytes or more; "
             f"{link.peer} allows {link.max_frame}"
         )
+    inner_limit = link.max_frame
+    # Until the peer has proved who it is, its frames are bounded by what a pairing hello
+    # and a handshake flight need (the link checks the length prefix before reading).
+    link.max_frame = PRE_AUTH_MAX_FRAME
     try:
         async with asyncio.timeout(timeout):
-            return await _handshake(link, identity, allowed_ids, server_side, max_frame)
+            tls = await _handshake(link, identity, allowed_ids, server_side, max_frame)
     except TimeoutError as exc:
         await link.close()
         raise TransportTimeout(
@@ -196,6 +223,8 @@ async def _establish(
         # Whoever refused or failed closes the link, so the other side never hangs.
         await link.close()
         raise
+    link.max_frame = min(inner_limit, RECORD_MAX_FRAME)
+    return tls
 
 
 async def tls_client(
@@ -252,7 +281,6 @@ class TlsLink(FrameLink):
         self._obj = obj
         self._incoming = incoming
         self._outgoing = outgoing
-        self._chunk = min(_RECORD, link.max_frame - _RECORD_OVERHEAD)
         self._decoder = FrameDecoder(max_frame)
         self._send_lock = asyncio.Lock()
         self._recv_lock = asyncio.Lock()
@@ -276,9 +304,11 @@ class TlsLink(FrameLink):
             raise TransportClosed(f"link to {self.peer} is closed")
         async with self._send_lock:
             view = memoryview(data)
-            for start in range(0, len(data), self._chunk):
+            # From the inner link's current limit: it is lowered until authentication.
+            chunk = min(_RECORD, self._link.max_frame - _RECORD_OVERHEAD)
+            for start in range(0, len(data), chunk):
                 try:
-                    self._obj.write(view[start : start + self._chunk])
+                    self._obj.write(view[start : start + chunk])
                 except ssl.SSLError as exc:
                     raise TlsError(f"TLS write to {self.peer} failed: {exc.reason or exc}") from exc
                 await self._flush()

@@ -116,6 +116,6 @@ messages = st.one_of(
     applied(),
     st.just(Prepared()),
     st.just(Committed()),
-    st.builds(Done, counts, counts, counts, counts, counts),
+    st.builds(Done, counts, counts, counts, counts, counts, st.none() | counts),
     st.builds(Abort, st.from_regex(r"[a-z][a-z_]{0,31}", fullmatch=True), texts),
 )

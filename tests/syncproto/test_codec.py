@@ -12,6 +12,7 @@ from syncproto import (
     CardData,
     CardDeleted,
     CardRecord,
+    Done,
     LocalProtocolError,
     Message,
     Policy,
@@ -101,7 +102,7 @@ def test_bad_frames_are_the_peers_fault(frame: bytes, fragment: str) -> None:
 
 def test_unknown_major_version_is_a_version_error_whatever_follows() -> None:
     frame = cbor2.dumps([0, [2, 0], "a layout we do not know"])
-    with pytest.raises(VersionError, match=r"peer speaks protocol 2\.0, we speak 1\.0"):
+    with pytest.raises(VersionError, match=r"peer speaks protocol 2\.0, we speak 1\.1"):
         decode(frame)
 
 
@@ -144,3 +145,12 @@ def test_alert_policy_is_optional_on_the_wire_and_may_be_given_as_config_text() 
     assert got.policy is Policy.CARD_WINS
     with pytest.raises(LocalProtocolError, match="policy must be one of"):
         encode(_alert(policy="newest-wins"))
+
+
+def test_done_carries_set_aside_from_11_and_reads_a_10_done() -> None:
+    """Protocol 1.1 adds Done's 6th field; a 1.0 PDA's five counts still decode."""
+    assert decode(encode(Done(1, 2, 3, 4, 5, 6))) == Done(1, 2, 3, 4, 5, 6)
+    assert cbor2.loads(encode(Done(1, 2, 3, 4, 5))) == [7, 1, 2, 3, 4, 5]
+    assert decode(cbor2.dumps([7, 1, 2, 3, 4, 5])).set_aside is None  # type: ignore[union-attr]
+    with pytest.raises(RemoteProtocolError, match="set_aside"):
+        decode(cbor2.dumps([7, 1, 2, 3, 4, 5, -1]))

@@ -20,10 +20,13 @@ from transports import (
     TransportError,
     TransportSpecError,
     TransportTimeout,
+    listen,
     tls_client,
     tls_server,
 )
+from transports.framing import HEADER
 from transports.memory import memory_pair
+from transports.tls import PRE_AUTH_MAX_FRAME, RECORD_MAX_FRAME
 
 from .conftest import connected
 
@@ -250,6 +253,42 @@ async def test_tls_over_a_small_frame_link_splits_records(ids: Ids) -> None:
     c, s = memory_pair(max_frame=4096)  # e.g. a slow serial or BLE link
     tc, ts = await asyncio.gather(tls_client(c, a, {b.device_id}), tls_server(s, b, {a.device_id}))
     blob = bytes(range(256)) * 1000
+    await tc.send(blob)
+    assert await ts.recv() == blob
+    await tc.close()
+    await ts.close()
+
+
+async def test_a_stranger_announcing_a_huge_hello_is_dropped_at_its_length_prefix(
+    ids: Ids,
+) -> None:
+    """Issue 10: a 1 MiB pairing hello is refused after 4 bytes, before any payload is read."""
+    listener = await listen("tcp://127.0.0.1:0")
+    host, port = listener.url.removeprefix("tcp://").rsplit(":", 1)
+    try:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        server = await listener.accept()
+        writer.write(HEADER.pack(1 << 20))  # announces 1 MiB, sends none of it
+        await writer.drain()
+        with pytest.raises(HandshakeFailed, match=f"more than the {PRE_AUTH_MAX_FRAME} bytes"):
+            await tls_server(server, ids["b"], {ids["a"].device_id})
+        async with asyncio.timeout(10):  # bound: the server has closed, EOF follows the hello
+            rest = await reader.read()
+        assert rest.startswith(HEADER.pack(len(b"simsync-pair/1 cert:") + len(ids["b"].cert_der)))
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await listener.close()
+
+
+async def test_the_inner_frame_limit_is_small_until_authentication_then_one_record(
+    ids: Ids,
+) -> None:
+    c, s = memory_pair()  # 1 MiB frames by default
+    a, b = ids["a"], ids["b"]
+    tc, ts = await asyncio.gather(tls_client(c, a, {b.device_id}), tls_server(s, b, {a.device_id}))
+    assert c.max_frame == s.max_frame == RECORD_MAX_FRAME
+    blob = bytes(1 << 20)  # a 1 MiB application frame still crosses, record by record
     await tc.send(blob)
     assert await ts.recv() == blob
     await tc.close()
