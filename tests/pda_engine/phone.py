@@ -15,6 +15,7 @@ from enum import Enum
 from pda.engine import SyncEngine, prefix_fits
 from pda.store import MemoryStore
 from syncproto import (
+    PROTOCOL_VERSION,
     Alert,
     AlertReply,
     Applied,
@@ -113,6 +114,7 @@ def sync(
     requested: RequestedMode = RequestedMode.AUTO,
     crash: Crash | None = None,
     policy: Policy | None = None,
+    version: tuple[int, int] = PROTOCOL_VERSION,
 ) -> Done | None:
     """One sync as the phone runs it; None when it was cut at `crash`."""
     phone = PhoneSession()
@@ -128,6 +130,7 @@ def sync(
         card.alpha_len,
         True,
         free,
+        version=version,
         policy=policy,
     )
     reply = phone.receive(_one(engine.handle(phone.send(alert))))

@@ -349,3 +349,25 @@ def test_phone_abort_ends_the_session_without_commit(
     assert "cancelled" in str(e.error)
     assert e.outcome is None
     assert state.load(ICCID, 0x6F3A) == before
+
+
+def test_done_counts_set_aside_files_for_a_11_phone_and_not_for_a_10_one(
+    state: CardStateDB, tmp_path: Path
+) -> None:
+    """A 1.0 phone reads exactly five counts: set_aside goes only to 1.1 and later."""
+    from pda.vdir import VdirStore
+
+    vdir = tmp_path / "vdir"
+    vdir.mkdir()
+    (vdir / "bad.vcf").write_bytes(b"no vCard here\r\n")
+    card = FakeCard(records=5, alpha_len=8)
+    store = VdirStore(vdir)
+    done = sync(card, SyncEngine(store, state))
+    assert done is not None
+    assert done.set_aside == 1
+    e = SyncEngine(store, state)
+    old = sync(card, e, version=(1, 0))
+    assert old is not None
+    assert old.set_aside is None
+    assert e.outcome is not None
+    assert e.outcome.set_aside == 1  # the PDA's own log still counts it
