@@ -41,6 +41,7 @@ async def run(syncs: int, changes: int, idle: float) -> None:
         tmp = Path(tmp_name)
         broker = Broker(tmp / "broker", auth=False, tls=False)
         broker.start()
+        (tmp / "world").mkdir()
         world = World(tmp / "world", records=250)
         proc: DaemonProc | None = None
         obs: Observer | None = None
