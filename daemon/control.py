@@ -85,6 +85,10 @@ class Control:
         self._tg: asyncio.TaskGroup | None = None
         self._config_changed = asyncio.Event()
         self._progress_mark: tuple[str, int] | None = None
+        # Set by daemon.presence_service: each watched PDA's "near"/"away", and what
+        # the presence watcher is doing, for STATUS= (empty: nothing watched).
+        self.presence: dict[str, str] = {}
+        self.presence_note = ""
         self.stop_current: Callable[[ErrorCode, str], None] = lambda _c, _m: None
 
     # --- derived views -----------------------------------------------------------
@@ -113,6 +117,7 @@ class Control:
             prefix=cfg.mqtt.discovery_prefix,
             version=self.version,
             pdas=tuple(p.name for p in cfg.pdas),
+            presence=frozenset(cfg.watched_pdas()),
         )
 
     def status_line(self) -> str:
@@ -126,7 +131,8 @@ class Control:
         broker = ""
         if self.link is not None:
             broker = "; broker connected" if self.link.connected else "; broker unreachable"
-        return f"card {self.card}; {busy}; {last}{broker}"
+        presence = f"; {self.presence_note}" if self.presence_note else ""
+        return f"card {self.card}; {busy}; {last}{broker}{presence}"
 
     # --- MQTT session ----------------------------------------------------------
 
@@ -161,7 +167,7 @@ class Control:
 
     def _subscriptions(self) -> list[str]:
         t = self.topics
-        subs = [t.request, t.cancel]
+        subs = [t.request, t.cancel, t.presence("+")]
         ctx = self.discovery()
         if ctx is not None:
             subs += [f"{ctx.prefix}/status", *subscriptions(ctx)]
@@ -170,6 +176,8 @@ class Control:
     def _on_connected(self) -> None:
         self.mqtt_up.set()
         self.publish_status()
+        for pda in self.config.watched_pdas():
+            self.publish_presence(pda)
         self._publish_discovery()
 
     def _publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
@@ -205,6 +213,12 @@ class Control:
         except TimeoutError:
             log.warning("broker did not take the last messages in time")
 
+    def publish_presence(self, pda: str) -> None:
+        """Retained ``ROOT/pda/<pda>/presence``: ``near`` or ``away`` (every PDA starts away)."""
+        if self.config.mqtt is not None:
+            state = self.presence.get(pda, "away").encode()
+            self._publish(self.topics.presence(pda), state, retain=True)
+
     def _publish_discovery(self, ctx: DiscoveryContext | None = None) -> None:
         ctx = ctx or self.discovery()
         if ctx is None:
@@ -221,6 +235,10 @@ class Control:
             self._on_request(payload)
         elif topic == t.cancel:
             self._on_cancel(payload)
+        elif (pda := t.presence_pda(topic)) is not None:
+            if payload and pda not in self.config.watched_pdas():
+                log.info("clearing the presence of a PDA no longer watched", pda=pda)
+                self._publish(topic, b"", retain=True)
         elif (ctx := self.discovery()) is not None:
             if topic == f"{ctx.prefix}/status":
                 if payload.strip() == b"online":
@@ -327,11 +345,11 @@ class Control:
             self.present = True  # a sync that reached the card proves it is there
         self.publish_status()
 
-    def event(self, kind: EventType, pda: str | None = None) -> None:
-        """Publish an event on ``ROOT/event``."""
+    def event(self, kind: EventType, pda: str | None = None, *, at: str | None = None) -> None:
+        """Publish an event on ``ROOT/event`` (``at``: when it happened; default now)."""
         log.info("event", type=kind, pda=pda)
         if self.config.mqtt is not None:
-            self._publish(self.topics.event, event_payload(kind, pda=pda))
+            self._publish(self.topics.event, event_payload(kind, pda=pda, at=at))
 
     # --- card and triggers ----------------------------------------------------------
 
@@ -369,13 +387,15 @@ class Control:
             except TimeoutError:
                 self.trigger("timer")
 
-    def trigger(self, why: str) -> None:
-        """Queue a sync of each trigger PDA (all by default)."""
+    def trigger(self, why: str, pdas: list[str] | None = None) -> bool:
+        """Queue a sync of each of ``pdas`` (default: each trigger PDA, all by default);
+        False when skipped because the card is absent."""
         if self.present is False:
             log.info("trigger skipped: no card", trigger=why)
-            return
-        for pda in self.config.triggers.pdas or [p.name for p in self.config.pdas]:
+            return False
+        for pda in pdas or self.config.triggers.pdas or [p.name for p in self.config.pdas]:
             self.submit(f"{why}-{new_request_id()}", pda, "auto")
+        return True
 
     # --- reload --------------------------------------------------------------------
 
@@ -393,11 +413,13 @@ class Control:
             self.config = config
             new_ctx = self.discovery()
             if old_ctx is not None and new_ctx is not None:
-                for pda in set(old_ctx.pdas) - set(new_ctx.pdas):
-                    gone = dataclasses.replace(old_ctx, pdas=(pda,))
-                    for topic, _ in discovery_configs(gone):
-                        if stale_config(new_ctx, topic, b"x"):
-                            self._publish(topic, b"", retain=True)
+                # A PDA that left, or whose presence is no longer watched: clear its configs.
+                for topic, _ in discovery_configs(old_ctx):
+                    if stale_config(new_ctx, topic, b"x"):
+                        self._publish(topic, b"", retain=True)
+            if self.config.mqtt is not None:
+                for pda in set(old.watched_pdas()) - set(config.watched_pdas()):
+                    self._publish(self.topics.presence(pda), b"", retain=True)
             self._publish_discovery()
         self.queue.max_waiting = config.daemon.max_waiting
         self._config_changed.set()

@@ -2,8 +2,9 @@
 
 ``discovery_configs`` gives every ``(topic, payload)`` the daemon publishes
 retained when ``[mqtt] ha_discovery = true``: one device, a "Sync now" button and
-a last-result sensor per PDA, a card-state sensor, and (when the presence watcher
-runs) a presence binary_sensor per PDA. ``stale_config`` tells which retained
+a last-result sensor per PDA, a card-state sensor, and a presence binary_sensor
+per PDA whose presence is watched (its state is the retained
+``ROOT/pda/<name>/presence``, ``near``/``away``). ``stale_config`` tells which retained
 config on the broker belongs to this node but no longer to the config (a PDA
 that left it): the daemon clears those with an empty retained payload.
 """
@@ -14,6 +15,8 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from daemon.wire import Topics
 
 __all__ = [
     "DiscoveryContext",
@@ -145,15 +148,15 @@ def discovery_configs(ctx: DiscoveryContext) -> list[tuple[str, bytes]]:
                 (
                     config_topic(ctx, "binary_sensor", obj),
                     {
-                        **_common(ctx, obj, f"{pda} near"),
-                        "state_topic": f"{ctx.root}/event",
-                        "value_template": (
-                            f"{{% if value_json.pda == {json.dumps(pda)} %}}"
-                            "{{ 'ON' if value_json.type == 'pda-near' else "
-                            "('OFF' if value_json.type == 'pda-away' else this.state) }}"
-                            "{% else %}{{ this.state }}{% endif %}"
-                        ),
+                        **_common(ctx, obj, f"Presence {pda}"),
+                        # Retained near/away of its own (docs/daemon.md): ROOT/status keeps
+                        # exactly the spec's keys, and an event stream has no state to show
+                        # after a Home Assistant restart.
+                        "state_topic": Topics(ctx.root).presence(pda),
+                        "payload_on": "near",
+                        "payload_off": "away",
                         "device_class": "presence",
+                        "icon": "mdi:bluetooth",
                     },
                 )
             )

@@ -2,7 +2,8 @@
 
 Tasks: the card watch (``daemon.cardwatch``), the MQTT session (``daemon.mqtt``,
 when ``[mqtt]`` is configured), the worker that runs one sync at a time from the
-request queue (``daemon.queue``), the interval trigger and the systemd watchdog.
+request queue (``daemon.queue``), the interval trigger, the presence watcher
+(``daemon.presence_service``, when some PDA is watched) and the systemd watchdog.
 Requests come from MQTT (parsed by ``daemon.requests``) and from the triggers;
 every request id gets exactly one result on ``ROOT/sync/result``.
 
@@ -28,6 +29,7 @@ import structlog
 
 from daemon.config import Config, ConfigError, load_config
 from daemon.control import Control, Notify
+from daemon.presence_service import PresenceService
 from daemon.result import SyncResult
 from daemon.wire import failed, now_iso
 from syncproto.codes import ErrorCode
@@ -52,6 +54,7 @@ class Service:
 
             runner = run_sync
         self.control = Control(config, notify=notify)
+        self.presence = PresenceService(self.control)
         self.notify = notify
         self.runner = runner
         self._stopping = asyncio.Event()
@@ -81,6 +84,7 @@ class Service:
                     tg.create_task(self.control.timer()),
                     tg.create_task(self.notify.watchdog()),
                     tg.create_task(self._reloader()),
+                    tg.create_task(self.presence.run()),
                 ]
                 link = self.control.start_mqtt(tg)
                 await self.control.card_known.wait()
@@ -129,6 +133,7 @@ class Service:
                 self.notify.ready(f"config reload failed, old config kept: {exc}")
                 continue
             await self.control.apply_config(config)
+            self.presence.config_changed()
             log.info("config reloaded", path=str(config.path))
             self.notify.ready(self.control.status_line())
 
@@ -179,6 +184,8 @@ class Service:
                 timer.cancel()
                 self._current = None
             ctl.finish(job, result)
+            if result.ok:
+                self.presence.synced(job.pda)
 
     def _why_stopped(self) -> tuple[ErrorCode, str] | None:
         return self._stop_reason

@@ -60,6 +60,20 @@ class Topics:
     def event(self) -> str:
         return f"{self.root}/event"
 
+    def presence(self, pda: str) -> str:
+        """``ROOT/pda/<name>/presence`` (retained ``near``/``away``): a simsync extension
+        beyond spec/mqtt.md, the state topic of Home Assistant's presence binary_sensor.
+        ``pda`` may be ``+`` for the subscription filter."""
+        return f"{self.root}/pda/{pda}/presence"
+
+    def presence_pda(self, topic: str) -> str | None:
+        """The PDA name in a ``ROOT/pda/<name>/presence`` topic, or None for another topic."""
+        head, tail = f"{self.root}/pda/", "/presence"
+        if not (topic.startswith(head) and topic.endswith(tail)):
+            return None
+        name = topic[len(head) : -len(tail)]
+        return name if name and "/" not in name else None
+
 
 def now_iso() -> str:
     """Now, ISO-8601 UTC with milliseconds and a ``Z`` (as results carry it)."""

@@ -72,7 +72,13 @@ def test_presence_sensor_only_when_watched() -> None:
     got = configs(ctx)
     presence = got["homeassistant/binary_sensor/phone1/presence_pda1/config"]
     assert presence["device_class"] == "presence"
-    assert presence["state_topic"] == "simsync/phone1/event"
+    assert presence["state_topic"] == "simsync/phone1/pda/pda1/presence"
+    assert (presence["payload_on"], presence["payload_off"]) == ("near", "away")
+    assert presence["name"] == "Presence pda1"
+    # Stale-config cleaning knows it: kept while watched, stale once not.
+    topic = "homeassistant/binary_sensor/phone1/presence_pda1/config"
+    assert not stale_config(ctx, topic, b"{}")
+    assert stale_config(CTX, topic, b"{}")
     assert not any("presence_office" in t for t in got)
 
 

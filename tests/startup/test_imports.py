@@ -7,6 +7,8 @@ target: 0.12 s, see bench/startup.py); these tests pin the cause, not the clock.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ PYSCARD = "smartcard"
 EMULATOR = "simcard"
 VCARD = "vobject"
 X509 = "cryptography.x509"
+BLEAK = "bleak"
 
 
 def loaded(tmp_path: Path, *args: str, code: int = 0) -> set[str]:
@@ -99,3 +102,44 @@ def test_a_pcsc_sync_loads_neither_vcard_parser_nor_emulator(tmp_path: Path) -> 
     modules = loaded(tmp_path, "sync", "--config", str(config), code=1)
     assert {"daemon.sync", "cardio.session", "transports.tls"} <= modules
     assert not modules & {VCARD, EMULATOR, "pda"}
+
+
+def daemon_modules(tmp_path: Path, presence: str) -> set[str]:
+    """The modules of a `simsync daemon` (card image, no broker) that reached READY=1 and
+    stopped on SIGTERM; ``presence`` is appended to its only [[pda]] table."""
+    from tests.fixtures.sdnotify import NotifySocket
+
+    config = tmp_path / "phone.toml"
+    config.write_text(
+        f'[node]\nid = "x"\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[card]\nimage = "{tmp_path / "no-card.sqlite"}"\n'
+        f'[[pda]]\nname = "p"\naddress = "tcp://127.0.0.1:9"\ndevice_id = "{"ab" * 32}"\n'
+        + presence
+    )
+    out = tmp_path / "daemon.json"
+    sock = NotifySocket(tmp_path / "notify.sock")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.startup.probe", str(out), "daemon", "--config", str(config)],
+        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "NOTIFY_SOCKET": sock.address,
+             # no Bluetooth here: a watcher would retry, which is all this needs
+             "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-bus"},
+    )  # fmt: skip
+    try:
+        sock.receive_until(lambda m: "READY" in m, TIMEOUT, "READY=1")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0
+    finally:
+        terminate(proc)
+        sock.close()
+    return set(json.loads(out.read_text()))
+
+
+def test_the_daemon_loads_bleak_only_to_watch_a_pda(tmp_path: Path) -> None:
+    for d in ("none", "off", "on"):
+        (tmp_path / d).mkdir()
+    assert BLEAK not in daemon_modules(tmp_path / "none", "")
+    off = 'ble_identity = "00:11:22:33:44:55"\n[presence]\nenabled = false\n'
+    assert BLEAK not in daemon_modules(tmp_path / "off", off)
+    watched = daemon_modules(tmp_path / "on", 'ble_identity = "00:11:22:33:44:55"\n')
+    assert {BLEAK, "daemon.presence"} <= watched
