@@ -51,10 +51,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Run until SIGTERM: watch the card, take sync requests over MQTT "
         "([mqtt] in the config; topics under ROOT = topic_root, default simsync/<node id>), "
         "run one sync at a time, publish status, progress, results and events, and run the "
-        "[triggers] of the config (sync on card insertion, every N minutes). Without [mqtt] "
-        "only the triggers run. SIGHUP re-reads the config (a bad one is refused and the old "
-        "one kept); SIGTERM stops after publishing offline (exit 0). Under systemd it speaks "
-        "sd_notify (Type=notify, WatchdogSec). Exit 78 for a bad config. See docs/daemon.md.",
+        "[triggers] of the config (sync on card insertion, every N minutes). With a "
+        "ble_identity on a [[pda]] it watches for that PDA over Bluetooth LE ([presence], "
+        "docs/presence.md): pda-near/pda-away events and, with auto_sync, a sync on arrival. "
+        "Without [mqtt] only the triggers run. SIGHUP re-reads the config (a bad one is "
+        "refused and the old one kept); SIGTERM stops after publishing offline (exit 0). "
+        "Under systemd it speaks sd_notify (Type=notify, WatchdogSec). Exit 78 for a bad "
+        "config. See docs/daemon.md.",
     )
     p.add_argument("--config", required=True, type=Path, metavar="FILE", help="phone config (TOML)")
     p.set_defaults(func=_daemon)

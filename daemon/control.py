@@ -387,15 +387,13 @@ class Control:
             except TimeoutError:
                 self.trigger("timer")
 
-    def trigger(self, why: str, pdas: list[str] | None = None) -> bool:
-        """Queue a sync of each of ``pdas`` (default: each trigger PDA, all by default);
-        False when skipped because the card is absent."""
+    def trigger(self, why: str, pdas: list[str] | None = None) -> None:
+        """Queue a sync of each of ``pdas`` (default: each trigger PDA, all by default)."""
         if self.present is False:
             log.info("trigger skipped: no card", trigger=why)
-            return False
+            return
         for pda in pdas or self.config.triggers.pdas or [p.name for p in self.config.pdas]:
             self.submit(f"{why}-{new_request_id()}", pda, "auto")
-        return True
 
     # --- reload --------------------------------------------------------------------
 
