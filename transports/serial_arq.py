@@ -8,10 +8,17 @@ and sends one ``NAK`` per gap so the sender goes back at once instead of at its
 time-out. Time-outs follow RFC 6298 (smoothed RTT, Karn's rule, doubling back-off),
 floored by the line time of a full window at the configured baud rate.
 
-Liveness: a side that has sent nothing for ``keepalive`` seconds sends an ACK; a
+Liveness: a side that has sent nothing for ``keepalive`` seconds sends an ACK, and
+every retransmission time-out adds one (a short packet survives noise that keeps
+killing long ones); a
 side that hears nothing valid from its peer for ``dead_after`` seconds ends the
 session with ``TransportClosed`` ("line dropped"). Closing sends a sequenced FIN
-after all data, so frames sent before ``close`` still arrive.
+after all data, so frames sent before ``close`` still arrive; the FIN is resent at
+every time-out until it is acked, the peer resets, or the peer has been silent for
+``dead_after`` (a noisy line costs retries, never the peer's clean end). A session
+that ended without a goodbye (hang-up, silence, replaced) answers its peer's
+further DATA and ACKs with ``RST``, so a peer that missed the end learns of it at
+once instead of after ``dead_after`` of silence.
 
 The core never reads a clock: every call takes ``now`` (seconds, monotonic), and
 ``next_deadline`` tells the driver when to call :meth:`ArqSession.tick`.
@@ -43,7 +50,6 @@ RECV_SLACK = 64 * 1024
 VERSION = 1
 _MOD = 1 << 16
 _HALF = 1 << 15
-_MAX_FIN_TRIES = 4  # a FIN the peer never acks (it left after acking data) ends anyway
 
 
 class State(Enum):
@@ -104,7 +110,6 @@ class ArqSession:
         self._next_seq = 0
         self._queued_bytes = 0
         self._rto_at: float | None = None
-        self._fin_tries = 0
         self._round = 0
         # receive side
         self._expected = 0
@@ -112,6 +117,7 @@ class ArqSession:
         self._frames: deque[bytes] = deque()
         self._frames_bytes = 0
         self._ack_due = False
+        self._probe_due = False  # a bare ACK after a time-out, even with DATA going out
         self._nak_sent_for: int | None = None
         self._gap_last: int | None = None  # distance to the last packet past a gap
         # control packets (SYN, SYNACK, RST) waiting to go out
@@ -123,6 +129,7 @@ class ArqSession:
         #: Why the session ended for the application (``None`` while it runs).
         self.error: TransportError | None = None
         self._local_closed = False
+        self._reset_peer = False  # ended without a goodbye: answer the peer with RST
         #: Statistics for benchmarks and tests.
         self.stats = {"sent": 0, "resent": 0, "received": 0, "duplicates": 0, "naks": 0}
         if not client:
@@ -186,6 +193,7 @@ class ArqSession:
         """End the session from outside (line hung up, replaced by a new session)."""
         self._control.clear()
         self._ack_due = False
+        self._reset_peer = True
         self._end(error)
 
     # ------------------------------------------------------------------------ wire side
@@ -195,6 +203,12 @@ class ArqSession:
         if self.state is State.DONE:
             if packet.kind is Kind.DATA and packet.flags & Flag.FIN:
                 self._ack_due = True  # our ack of its FIN was lost; say it again
+            elif (
+                self._reset_peer
+                and packet.kind in (Kind.DATA, Kind.ACK)
+                and not any(p.kind is Kind.RST for p in self._control)
+            ):
+                self._control.append(self._packet(Kind.RST))  # it missed our end
             return
         self._last_heard = now
         self.stats["received"] += 1
@@ -225,7 +239,6 @@ class ArqSession:
                     self._end(None)
             self._next_send = max(0, self._next_send - acked)
             self._rto_at = now + self._rto if self._flight else None
-            self._fin_tries = 0
         if (
             packet.kind is Kind.ACK
             and packet.flags & Flag.NAK
@@ -310,6 +323,7 @@ class ArqSession:
             elif self.state is State.CLOSING:
                 self._end(None)  # nobody left to say goodbye to
             else:
+                self._reset_peer = True
                 self._end(
                     TransportClosed(
                         f"{self.peer} went silent for {self._dead_after:g} s "
@@ -318,13 +332,11 @@ class ArqSession:
                 )
             return
         if self._rto_at is not None and now >= self._rto_at:
-            if self._flight and self._flight[0].flags & Flag.FIN:
-                self._fin_tries += 1
-                if self._fin_tries >= _MAX_FIN_TRIES:
-                    self._end(None)
-                    return
             self._rto = min(self._rto * 2, self._max_rto)
             self._go_back(now)
+            # Also a bare ACK: on a noisy line a short packet gets through where long
+            # DATA packets keep failing, and it tells the peer we are still here.
+            self._probe_due = True
 
     def packets_to_send(self, now: float, limit: int) -> list[Packet]:
         """What to put on the line now (at most *limit* DATA packets), in order."""
@@ -360,9 +372,9 @@ class ArqSession:
                     self._rto_at = now + self._rto
             if sent:
                 self._ack_due = False  # the DATA packets carry the ack
-        if self._ack_due:
+        if self._ack_due or self._probe_due:
             out.append(self._packet(Kind.ACK))
-            self._ack_due = False
+            self._ack_due = self._probe_due = False
         idle = now - self._last_sent >= self._keepalive
         if not out and idle and self.state in (State.OPEN, State.CLOSING):
             out.append(self._packet(Kind.ACK))
@@ -405,5 +417,6 @@ class ArqSession:
             return
         self.state = State.DONE
         self._rto_at = None
+        self._probe_due = False
         if self.error is None:
             self.error = error or TransportClosed(f"link to {self.peer} is closed")

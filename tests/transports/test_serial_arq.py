@@ -249,3 +249,46 @@ def test_frames_sent_before_close_arrive_and_close_wakes_the_own_reader() -> Non
     line.run_until(lambda: client.finished)
     assert drain(server) == [b"last words"]
     assert "closed the link" in str(server.recv_error())
+
+
+def test_a_lost_fin_is_resent_until_the_peer_has_it() -> None:
+    # Noise can eat the FIN many times in a row; the close still ends cleanly on both
+    # sides instead of giving up and leaving the peer to time out.
+    client, server = session(True), session(False)
+    line = Line(client, server, random.Random(6))
+    line.run_until(lambda: client.state is State.OPEN)
+    client.close(line.now)
+    fins = 0
+    while fins < 8 and client.state is State.CLOSING:  # eight FINs lost on the line
+        line.now += 0.01
+        client.tick(line.now)
+        fins += sum(bool(p.flags & Flag.FIN) for p in client.packets_to_send(line.now, 4))
+        server.tick(line.now)
+        for packet in server.packets_to_send(line.now, 4):
+            client.receive(packet, line.now)  # the server's keepalives still arrive
+    assert client.state is State.CLOSING
+    line.run_until(lambda: client.finished and server.state is State.DONE)
+    assert "closed the link" in str(server.recv_error())
+    assert client.stats["resent"] >= 8
+
+
+def test_a_session_that_ended_without_goodbye_resets_its_peer() -> None:
+    # The server's line hung up and came back: its session is over, the client's is
+    # not. The client's next packet gets an RST at once, not dead_after of silence.
+    client, server = session(True), session(False)
+    line = Line(client, server, random.Random(7))
+    line.run_until(lambda: client.state is State.OPEN)
+    server.fail(TransportClosed("the line hung up"))
+    client.send_frame(b"are you there?")
+    line.run_until(lambda: client.state is State.DONE, limit=line.now + 1)
+    assert "reset the link" in str(client.recv_error())
+
+
+def test_a_clean_end_is_not_answered_with_a_reset() -> None:
+    client, server = session(True), session(False)
+    line = Line(client, server, random.Random(8))
+    line.run_until(lambda: client.state is State.OPEN)
+    server.close(line.now)
+    line.run_until(lambda: server.finished and client.state is State.DONE)
+    server.receive(Packet(Kind.ACK, 0x4242, 0, 1), line.now)  # a late keepalive
+    assert not [p for p in server.packets_to_send(line.now, 4) if p.kind is Kind.RST]
