@@ -7,8 +7,9 @@ restarts and several cards can come and go:
   record of EF.ADN as raw bytes, valid against the card's sync object for the
   host's own partner id. ``host_last`` is the object of the last completed
   refresh; ``host_pending`` the one proposed by a refresh whose STORESYNC may or
-  may not have reached the card. A card presenting either means the copy plus
-  the card's change list is exact; anything else means a full read.
+  may not have reached the card (the next save records the one the card then
+  proves, so no promotion is written). A card presenting either means the copy
+  plus the card's change list is exact; anything else means a full read.
 - for *plain SIMs* (no sync commands), the sync objects the host keeps itself,
   per (ICCID, partner, database), with a digest of every record as the partner
   last saw it; changes are found by comparing a full read with that snapshot.
@@ -118,6 +119,12 @@ class CardStateDB:
 
     def host_partner(self) -> bytes:
         """This phone's own partner id on cards (made once, random, 16 bytes)."""
+        try:  # read without a write transaction: every sync asks, only the first makes it
+            row = self._db.execute("SELECT value FROM meta WHERE key='host_partner'").fetchone()
+        except sqlite3.Error as exc:
+            raise _state_error(self.path, exc) from exc
+        if row is not None:
+            return bytes.fromhex(row[0])
         with self._tx() as db:
             row = db.execute("SELECT value FROM meta WHERE key='host_partner'").fetchone()
             if row is None:
@@ -188,15 +195,9 @@ class CardStateDB:
                 ((iccid, r, raw) for r, raw in content.items()),
             )
 
-    def promote_host(self, iccid: str, obj: bytes) -> None:
-        """The card accepted STORESYNC(obj) for the host: it becomes the last object."""
-        with self._tx() as db:
-            db.execute(
-                "UPDATE copy_meta SET host_last=?, host_pending=NULL WHERE iccid=?", (obj, iccid)
-            )
-
     def put_records(self, iccid: str, content: Mapping[int, bytes]) -> None:
-        """Record what the phone itself wrote to the card (the copy follows the card)."""
+        """Record what the phone itself wrote to the card (the copy follows the card);
+        all of one sync's writes in one transaction."""
         with self._tx() as db:
             db.executemany(
                 "UPDATE copy SET raw=? WHERE iccid=? AND record=?",

@@ -14,7 +14,14 @@ card has the sync commands:
 
 The card is the truth and the local copy follows it: every record the phone
 writes is written to the copy too, and a copy that cannot be proven current
-(its host object is not the card's) is replaced by a full read.
+(its host object is not the card's) is rebuilt from the card.
+
+The phone's own writes in a partner's session are changes for the host's own id
+too (a write belongs to the session of one channel only, card.md section 4). So
+after the partner's STORESYNC, ``settle_copy`` moves the host's anchor over them
+without reading them back: one NEWSYNC for the host, then one for the partner,
+whose list names every record someone else wrote since the phone did (the
+partner's baseline holds the phone's writes). See docs/cardio.md.
 """
 
 from __future__ import annotations
@@ -31,7 +38,15 @@ from cardio.entries import Contact, Refused, Unreadable, Written
 from cardio.link import CardLink
 from cardio.localcopy import CardStateDB
 from cardio.sim import CLA_GSM, Sim
-from cardio.sync import DEFAULT_DB, CardSync, Change, HostSync, NewSyncResult
+from cardio.sync import (
+    DEFAULT_DB,
+    MAX_ENTRIES_PER_PAGE,
+    CardSync,
+    Change,
+    ChangeKind,
+    HostSync,
+    NewSyncResult,
+)
 
 __all__ = ["ADN_PATH", "EXT1_FID", "PhonebookCard", "RefreshStats"]
 
@@ -91,6 +106,19 @@ class PhonebookCard:
         self._session_open = False
         # Records ``put`` wrote in this session: never handed out again as free.
         self.put_records: set[int] = set()
+        # The open partner session: its id and the EF.ADN records it wrote (last bytes).
+        self._partner: bytes | None = None
+        self._wrote: dict[int, bytes] = {}
+        # (partner, object) of the last STORESYNC of a partner session, until settled.
+        self._committed: tuple[bytes, bytes] | None = None
+        # Records written since the copy was last saved (saved in one transaction).
+        self._unsaved: dict[int, bytes] = {}
+        # The host object this connection stored (its refresh), and whether that
+        # refresh came after the open partner session's NEWSYNC.
+        self._host_stored: bytes | None = None
+        self._proven_in_session = False
+        # The copy's free records were checked on the card during this partner session.
+        self._slots_checked = False
 
     @property
     def alpha_len(self) -> int:
@@ -112,8 +140,10 @@ class PhonebookCard:
             raise errors.InvalidRequest("host partner id must be 1..16 bytes")
         sim = Sim(link)
         iccid = await sim.iccid()
-        # EF.ICCID sits under the MF, so DF.TELECOM is a child of the current DF now.
-        info = await sim.select_path(ADN_PATH[1:])
+        # EF.ICCID sits under the MF, so DF.TELECOM is a child of the current DF now; only
+        # EF.ADN's answer (its geometry) is needed.
+        await sim.select_quiet(ADN_PATH[1:2])
+        info = await sim.select(ADN_PATH[2])
         if not info.is_record_ef or info.record_length < 14 or not info.record_count:
             raise errors.MalformedResponse(
                 f"EF.ADN is not a linear fixed file of ADN records ({info})"
@@ -143,7 +173,12 @@ class PhonebookCard:
         await self._sim0.verify_pin(pin)
 
     async def close(self) -> None:
-        """Close the logical channels this object opened (the link stays open)."""
+        """Save writes not saved yet, close the logical channels this object opened
+        (the link stays open)."""
+        try:
+            self._flush()
+        except errors.CardioError as exc:  # StateError: the card holds them; a refresh reads them
+            log.warning("local copy not saved", error=str(exc))
         for sim in {id(s): s for s in (self._host_sim, self._session) if s is not None}.values():
             if sim.channel:
                 try:
@@ -153,16 +188,18 @@ class PhonebookCard:
         self._host_sim = self._session = None
         self._sync = None
 
-    async def _channel(self) -> Sim:
-        """A fresh logical channel with EF.ADN selected, or channel 0 where the card has none."""
+    async def _channel(self, *, select: bool = True) -> Sim:
+        """A fresh logical channel (EF.ADN selected unless ``select`` is False: the sync
+        commands name their EF themselves), or channel 0 where the card has none."""
         if self._no_channels:
             return self._sim0
         sim = await self._sim0.open_channel()
         if not sim.channel:
             self._no_channels = True  # don't ask again: every MANAGE CHANNEL costs an APDU
             return self._sim0
-        await sim.select_quiet(ADN_PATH[1:])  # a new channel starts at the MF
-        sim.current = self._sim0.current  # same file, same geometry
+        if select:
+            await sim.select_quiet(ADN_PATH[1:])  # a new channel starts at the MF
+            sim.current = self._sim0.current  # same file, same geometry
         return sim
 
     async def _session_sim(self) -> Sim:
@@ -208,31 +245,63 @@ class PhonebookCard:
             self.change_detection = False
             return await self.refresh()
         self.change_detection = True
-        last, pending = self._state.host_objects(self.iccid)
-        copy = self._state.copy(self.iccid, self.records, self.record_len)
-        full = copy is None or result.last is None or result.last not in (last, pending)
-        if full:
-            content = await self._full_read(sim)
-            changed = self.records
-        else:
-            assert copy is not None
-            content = copy
-            listed = await sync.changes()
-            for change in listed:
-                content[change.record] = await sim.read_record(change.record)
-            changed = len(listed)
-        # Pending first: a crash before the promotion below still leaves a provable copy.
-        # The card just proved result.last: it is the copy's last object now, whichever
-        # of (last, pending) it was, so a second interruption still leaves a provable copy.
-        self._store_copy(content, replace=full, host_last=result.last, host_pending=result.proposed)
+        content, full, changed = await self._catch_up(sync, result)
+        # Pending first: a crash before the next save still leaves a provable copy. The
+        # card just proved result.last: it is the copy's last object now, whichever of
+        # (last, pending) it was, so a second interruption still leaves a provable copy.
+        # (No separate promotion: the next save records the object the card then proves.)
+        self._store_copy(content, replace=True, host_last=result.last, host_pending=result.proposed)
         await sync.store_sync(result.proposed)
-        self._state.promote_host(self.iccid, result.proposed)
+        self._host_stored = result.proposed
+        self._proven_in_session = self._session_open
         log.info("local copy refreshed", full=full, changed=changed)
         return RefreshStats(full, changed, self.link.apdu_count - start)
 
+    async def _catch_up(
+        self, sync: CardSync, result: NewSyncResult
+    ) -> tuple[dict[int, bytes], bool, int]:
+        """The card's EF.ADN now: (content, rebuilt from nothing, records read or learnt).
+
+        From the saved copy plus the host's change list when the card proves the
+        copy's object; from the list alone when the host has no entry on the card
+        (then it names every non-empty record); else by reading every record --
+        and never by more APDUs than a full read.
+        """
+        last, pending = self._state.host_objects(self.iccid)
+        base: dict[int, bytes] | None = None
+        if result.last is None:
+            base = dict.fromkeys(range(1, self.records + 1), self._empty_record)
+        elif result.last in (last, pending):
+            base = self._state.copy(self.iccid, self.records, self.record_len)
+        pages = -(-result.changes // MAX_ENTRIES_PER_PAGE)
+        reader = self._reader()
+        if base is None or pages + result.changes >= self.records:
+            return await self._full_read(reader), True, self.records
+        for change in await sync.changes():
+            base[change.record] = await self._current(reader, change)
+        return base, result.last is None, result.changes
+
+    @property
+    def _empty_record(self) -> bytes:
+        return bytes([_EMPTY]) * self.record_len
+
+    async def _current(self, reader: Sim, change: Change) -> bytes:
+        """A listed record's bytes: '03' means empty now (card.md section 4), else READ."""
+        if change.kind is ChangeKind.DELETED:
+            return self._empty_record
+        return await reader.read_record(change.record)
+
+    def _reader(self) -> Sim:
+        """Where records are read: the session's channel once open (EF.ADN selected there)."""
+        if self._session is not None:
+            return self._session
+        assert self._host_sim is not None
+        return self._host_sim
+
     async def _host_channel(self) -> Sim:
         if self._host_sim is None:
-            self._host_sim = await self._channel()
+            # Beside an open session channel the host channel carries sync commands only.
+            self._host_sim = await self._channel(select=self._session is None)
         return self._host_sim
 
     async def _full_read(self, sim: Sim) -> dict[int, bytes]:
@@ -259,6 +328,7 @@ class PhonebookCard:
             replace=replace,
         )
         self._copy = dict(content)
+        self._unsaved.clear()  # the whole copy was just saved
         self._refreshed = True
 
     # --- a partner's session (the three commands, or their host-side emulation) ---
@@ -268,6 +338,8 @@ class PhonebookCard:
         if db != DEFAULT_DB:
             raise errors.InvalidRequest("only EF.ADN (6F3A) is synchronised")
         self.put_records = set()
+        self._partner, self._wrote, self._committed = partner, {}, None
+        self._proven_in_session = self._slots_checked = False
         await self._session_sim()
         assert self._sync is not None
         if self.change_detection is not False:
@@ -312,9 +384,10 @@ class PhonebookCard:
     async def write_record(self, number: int, raw: bytes) -> None:
         """UPDATE RECORD on the session channel (a write of the session's own)."""
         await (await self._session_sim()).update_record(number, raw)
+        self._wrote[number] = raw
         if self._copy is not None:
             self._copy[number] = raw
-            self._state.put_records(self.iccid, {number: raw})
+            self._unsaved[number] = raw  # saved with the sync's other writes, in one transaction
         if self._plain is not None:
             self._plain.wrote(number, raw)
 
@@ -327,7 +400,64 @@ class PhonebookCard:
             if self._sync is None:
                 raise errors.InvalidRequest("no session: call new_sync() first")
             await self._sync.store_sync(sync_object)
+            if self._partner is not None:
+                self._committed = (self._partner, sync_object)
         self._session_open = False
+        self._slots_checked = False
+
+    async def settle_copy(self) -> int:
+        """After a partner's STORESYNC: save the session's writes to the local copy in one
+        transaction and, when this connection refreshed the copy during that session,
+        move the host's own anchor over them without reading them back.
+
+        The proof that nobody else wrote one of them since the phone did is the
+        partner's own change list, taken after the host's NEWSYNC: the partner's
+        baseline holds what the phone wrote, so a record someone else wrote is listed
+        (card.md section 4: completeness, and writes by others during a session are
+        reported at the next sync). Those, and only those, are read. A write by others
+        after the host's NEWSYNC stays listed for the host. Returns the APDUs spent.
+        """
+        start = self.link.apdu_count
+        committed, self._committed = self._committed, None
+        if (
+            committed is not None
+            and self._wrote
+            and self._proven_in_session
+            and self._host_stored is not None
+            and self._session is not None
+            and self._session.channel
+            and self._host_sim is not None
+            and self._host_sim.channel
+            and self._copy is not None
+        ):
+            await self._reanchor(*committed, self._session, self._host_sim, self._copy)
+        self._wrote = {}
+        self._flush()
+        return self.link.apdu_count - start
+
+    async def _reanchor(
+        self, partner: bytes, obj: bytes, session: Sim, host_sim: Sim, copy: dict[int, bytes]
+    ) -> None:
+        host = CardSync(host_sim)
+        mine = await host.new_sync(self.host_partner, DEFAULT_DB)  # first: see the docstring
+        if mine.last != self._host_stored:
+            return  # the host's entry moved (another phone's state dir?): refresh as usual
+        witness = CardSync(session)  # the partner's session ended: its channel is free
+        theirs = await witness.new_sync(partner, DEFAULT_DB)  # opens nothing we store
+        if theirs.last != obj:
+            return  # the partner's entry moved already: its list proves nothing of ours
+        for change in await witness.changes():
+            copy[change.record] = await self._current(session, change)
+        self._store_copy(copy, replace=True, host_last=mine.last, host_pending=mine.proposed)
+        await host.store_sync(mine.proposed)
+        self._host_stored = mine.proposed
+        log.info("local copy settled", wrote=len(self._wrote), others=theirs.changes)
+
+    def _flush(self) -> None:
+        """Save the records written since the copy was last saved (one transaction)."""
+        if self._unsaved:
+            self._state.put_records(self.iccid, self._unsaved)
+            self._unsaved.clear()
 
     # --- entries: what the records mean, and writes that keep EF.EXT1 chains whole ---
 
@@ -352,16 +482,38 @@ class PhonebookCard:
         """
         if self._copy is None:
             await self.refresh()
+            self._slots_checked = True
+        if not self._slots_checked and self._host_stored is not None:
+            await self._check_slots()
         for attempt in range(2):
             assert self._copy is not None
             for n in range(1, self.records + 1):
                 if n in taken or not _is_empty(self._copy[n]):
                     continue
-                if _is_empty(await self.read_record(n)):
+                if self._slots_checked or _is_empty(await self.read_record(n)):
                     return n
             if attempt == 0 and not self._refreshed:
                 await self.refresh()
+                self._slots_checked = True
         return None
+
+    async def _check_slots(self) -> None:
+        """After this connection's refresh: one NEWSYNC for the host lists every record
+        written since (by anyone), so no free record needs a READ of its own.
+
+        Costs 2 APDUs (+ GETCHANGES and a READ per record written meanwhile) for the
+        rest of the partner session, instead of one READ per new record. The session
+        opened here on the host's channel is never stored: it changes nothing.
+        """
+        if self._host_sim is None or not self._host_sim.channel or self._copy is None:
+            return
+        sync = CardSync(self._host_sim)
+        result = await sync.new_sync(self.host_partner, DEFAULT_DB)
+        if result.last != self._host_stored:
+            return  # not ours any more: check each record as it is handed out
+        for change in await sync.changes():
+            self._copy[change.record] = await self._current(self._reader(), change)
+        self._slots_checked = True
 
     async def read_ext1_chain(self, first: int) -> dict[int, bytes]:
         """The EF.EXT1 records of the chain starting at ``first`` (numbers over 20 digits).

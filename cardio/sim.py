@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 CLA_GSM = 0xA0
 CLA_ISO = 0x00
 FID_ICCID = 0x2FE2
+ICCID_LEN = 10
 INS_SELECT = 0xA4
 INS_VERIFY = 0x20
 INS_UNBLOCK = 0x2C
@@ -148,6 +149,18 @@ class Sim:
         """
         if not path:
             raise errors.InvalidRequest("empty path")
+        if self._cla is None and path[0] == MF_FID:
+            # The class from this SELECT's status word alone: no answer data to fetch.
+            command = Command(CLA_ISO, INS_SELECT, 0, 0x0C, MF_FID.to_bytes(2, "big"))
+            response = await self.link.transmit(command)
+            if response.sw == SW_CLA_NOT_SUPPORTED:
+                self._cla = CLA_GSM
+                await self.select(MF_FID)
+            else:
+                check(response, Op.SELECT)
+                self._cla = CLA_ISO
+                self.current = None
+            path = path[1:]
         await self.detect_class()
         for fid in path:
             if not 0 <= fid <= 0xFFFF:
@@ -269,9 +282,12 @@ class Sim:
         return out[:length]
 
     async def iccid(self) -> str:
-        """The card's ICCID (EF 2FE2 under the MF) as a digit string; no PIN needed."""
-        info = await self.select_path([MF_FID, FID_ICCID])
-        return decode_iccid(await self.read_binary(0, info.size or 10))
+        """The card's ICCID (EF 2FE2 under the MF) as a digit string; no PIN needed.
+
+        EF.ICCID is 10 bytes (card.md section 2), so neither SELECT asks for an answer.
+        """
+        await self.select_quiet([MF_FID, FID_ICCID])
+        return decode_iccid(await self.read_binary(0, ICCID_LEN))
 
 
 def _check_record_number(number: int) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import structlog
 
 from cardio.entries import Contact, Refused
+from cardio.errors import CardioError
 from cardio.session import PhonebookCard
 from cardio.sync import ChangeKind
 from daemon.config import PdaConfig
@@ -172,6 +173,10 @@ async def converse(
     await conv.send(Committed())
     done = await conv.recv()
     assert isinstance(done, Done)
+    try:
+        await card.settle_copy()
+    except CardioError as exc:  # both ends committed; the next refresh reads what this missed
+        log.warning("local copy not settled", error=str(exc))
     progress("commit", 1, 1)
     run.to_pda = Counts(done.added, done.modified, done.deleted)
     run.conflicts = done.conflicts

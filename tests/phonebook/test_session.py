@@ -141,14 +141,36 @@ async def test_partner_session_own_writes_are_not_reported_back(
 
 async def test_free_record_checks_the_card_not_just_the_copy(state: CardStateDB) -> None:
     card = new_memory_card(records=5)
-    pb = await open_card(card, state)
-    await pb.refresh()
-    # Another terminal fills record 1 after our refresh: the stale copy says it is free.
+    first = await open_card(card, state)
+    await first.refresh()
+    await first.close()
+    # A later connection with the saved copy: another terminal filled record 1 since.
     await other_terminal_writes(card, {1: rec("Sneaky")})
+    pb = await open_card(card, state)
+    assert pb.cached_or_none() is not None
     assert await pb.free_record(set()) == 2
     assert await pb.free_record({2, 3}) == 4
     await other_terminal_writes(card, {n: rec("X") for n in range(2, 6)})
     assert await pb.free_record(set()) is None
+
+
+async def test_after_a_refresh_one_newsync_checks_every_free_record(state: CardStateDB) -> None:
+    card = new_memory_card(records=RECORDS)
+    await other_terminal_writes(card, {n: rec(f"N{n}") for n in range(1, 11)})
+    pb = await open_card(card, state)
+    await pb.new_sync(PDA)
+    await pb.refresh()
+    # Another terminal fills two records the copy shows free, after the refresh.
+    await other_terminal_writes(card, {11: rec("Sneaky"), 13: rec("Sneaky too")})
+    before = pb.link.apdu_count
+    assert await pb.free_record(set()) == 12
+    # NEWSYNC + GET RESPONSE + GETCHANGES + 2 READs, then no READ per free record.
+    assert pb.link.apdu_count - before == 5
+    assert await pb.free_record({12}) == 14
+    assert await pb.free_record({12, 14}) == 15
+    assert pb.link.apdu_count - before == 5
+    assert pb.cached()[13] == rec("Sneaky too")
+    await pb.close()
 
 
 async def test_wrong_pin_reports_tries_and_is_not_retried(state: CardStateDB) -> None:
@@ -175,9 +197,15 @@ async def test_two_interrupted_refreshes_in_a_row_still_leave_a_provable_copy(
     def crash(*_a: object, **_k: object) -> None:
         raise CrashError
 
-    # 1: the card takes STORESYNC, the phone dies before recording it as last.
+    real_store = CardSync.store_sync
+
+    async def stored_then_crash(self: CardSync, obj: bytes) -> None:
+        await real_store(self, obj)
+        raise CrashError
+
+    # 1: the card takes STORESYNC, the phone dies before it records anything more.
     with monkeypatch.context() as m:
-        m.setattr(CardStateDB, "promote_host", crash)
+        m.setattr(CardSync, "store_sync", stored_then_crash)
         with pytest.raises(CrashError):
             await pb.refresh()
     # 2: the next refresh proves that object, then dies before its own STORESYNC.

@@ -1,0 +1,147 @@
+"""The phone's own writes move its own local-copy anchor (issue 9), and nothing is lost.
+
+After a partner's STORESYNC, ``settle_copy`` moves the host's anchor over the
+records the phone wrote without reading them back; a record another terminal
+wrote at any moment around it is read, now or at the next refresh. Each case
+ends by comparing the copy a later connection proves with the card itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from cardio.codecs import AdnRecord
+from cardio.inproc import InProcessLink
+from cardio.localcopy import CardStateDB
+from cardio.session import PhonebookCard
+from cardio.sim import Sim
+from simcard import SimCard, new_memory_card
+from tests.phonebook.test_session import HOST, PDA, other_terminal_writes
+
+RECORDS = 40
+INS_NEWSYNC = 0x3A
+INS_GET_RESPONSE = 0xC0
+
+
+def rec(name: str) -> bytes:
+    return AdnRecord(name, "+4912345").encode(18)
+
+
+class Meddling(InProcessLink):
+    """A link that lets another terminal write right after the next NEWSYNC it carries
+    (once its answer is fetched: any command between would discard it)."""
+
+    def __init__(self, card: SimCard) -> None:
+        super().__init__(card)
+        self.after_newsync: dict[int, bytes] = {}
+        self._armed = False
+
+    async def _exchange(self, apdu: bytes) -> bytes:
+        if self._armed and apdu[1] != INS_GET_RESPONSE:
+            writes, self.after_newsync, self._armed = self.after_newsync, {}, False
+            await other_terminal_writes(self.card, writes)  # type: ignore[arg-type]
+        self._armed = self._armed or bool(self.after_newsync and apdu[1] == INS_NEWSYNC)
+        return await super()._exchange(apdu)
+
+
+async def open_card(link: InProcessLink, state: CardStateDB) -> PhonebookCard:
+    await link.open()
+    return await PhonebookCard.open(link, state, pin="0000", host_partner=HOST)
+
+
+async def card_records(card: SimCard) -> dict[int, bytes]:
+    """EF.ADN as the card holds it, read by another terminal on channel 0."""
+    link = InProcessLink(card, shared=True)
+    await link.open()
+    sim = Sim(link)
+    await sim.select_path([0x3F00, 0x7F10, 0x6F3A])
+    await sim.verify_pin("0000")
+    return {n: await sim.read_record(n) for n in range(1, RECORDS + 1)}
+
+
+@pytest.fixture
+async def state(tmp_path: Path) -> AsyncIterator[CardStateDB]:
+    db = CardStateDB(tmp_path / "cards.sqlite")
+    yield db
+    db.close()
+
+
+async def slow_sync_writing(pb: PhonebookCard, writes: dict[int, bytes]) -> bytes:
+    """A slow sync's card side: NEWSYNC, refresh, the PDA's writes, STORESYNC."""
+    ns = await pb.new_sync(PDA)
+    await pb.refresh()
+    for n, raw in writes.items():
+        await pb.write_record(n, raw)
+    return ns.proposed
+
+
+async def test_own_writes_are_not_read_again(state: CardStateDB) -> None:
+    card = new_memory_card(records=RECORDS)
+    pb = await open_card(InProcessLink(card), state)
+    proposed = await slow_sync_writing(pb, {n: rec(f"From PDA {n}") for n in range(1, 31)})
+    await pb.store_sync(proposed)
+    # NEWSYNC + GET RESPONSE for the host, the same for the partner, STORESYNC.
+    assert await pb.settle_copy() == 5
+    await pb.close()
+
+    later = await open_card(InProcessLink(card), state)
+    stats = await later.refresh()
+    assert (stats.full, stats.changed) == (False, 0)
+    assert later.cached() == await card_records(card)
+    await later.close()
+
+
+@pytest.mark.parametrize(
+    "when", ["during the session", "after the commit", "between the two NEWSYNCs"]
+)
+async def test_a_record_another_terminal_wrote_meanwhile_is_never_lost(
+    state: CardStateDB, when: str
+) -> None:
+    card = new_memory_card(records=RECORDS)
+    link = Meddling(card)
+    pb = await open_card(link, state)
+    proposed = await slow_sync_writing(pb, {n: rec(f"From PDA {n}") for n in range(1, 11)})
+    # Another terminal overwrites one record the phone wrote and fills one it did not.
+    theirs = {3: rec("Other terminal"), 20: rec("Also theirs")}
+    if when == "during the session":
+        await other_terminal_writes(card, theirs)
+    await pb.store_sync(proposed)
+    if when == "between the two NEWSYNCs":
+        link.after_newsync = theirs  # whichever of the two comes first
+    if when == "after the commit":
+        await other_terminal_writes(card, theirs)
+    await pb.settle_copy()
+    await pb.close()
+
+    later = await open_card(InProcessLink(card), state)
+    stats = await later.refresh()
+    assert not stats.full
+    assert later.cached() == await card_records(card)
+    assert later.cached()[3] == rec("Other terminal")
+    assert later.cached()[20] == rec("Also theirs")
+    # Only what the other terminal wrote is read, never the phone's own ten records.
+    assert stats.changed <= 2
+    await later.close()
+
+
+async def test_no_refresh_in_the_session_means_no_settling(state: CardStateDB) -> None:
+    # A fast sync that needed no copy refresh: its writes stay listed for the host,
+    # and the next refresh reads them (one READ each; docs/cardio.md names the case).
+    card = new_memory_card(records=RECORDS)
+    pb = await open_card(InProcessLink(card), state)
+    await pb.refresh()
+    ns = await pb.new_sync(PDA)
+    for n in (1, 2):
+        await pb.write_record(n, rec(f"Fast {n}"))
+    await pb.store_sync(ns.proposed)
+    assert await pb.settle_copy() == 0
+    await pb.close()
+
+    later = await open_card(InProcessLink(card), state)
+    assert later.cached_or_none() == await card_records(card)  # the writes were saved
+    stats = await later.refresh()
+    assert (stats.full, stats.changed) == (False, 2)
+    await later.close()
