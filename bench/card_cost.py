@@ -2,6 +2,11 @@
 
     .venv/bin/python -m bench.card_cost [--baud 9600] [--card-ms 2]
 
+Then the fill: an empty 250-record card and a PDA with 250 contacts, a slow sync
+that writes them all, and the syncs after it (5 contacts edited on the PDA,
+nothing changed, a slow sync again), each with its APDUs by instruction -- where
+the card's time goes when the phone's own writes are involved (issue 9).
+
 A full 250-record card and its 250 contacts, synced once. Then, for each k: k
 records edited by another terminal on the card (each must be read), or k contacts
 edited on the PDA (each must be written), and one fast sync. Counts every APDU
@@ -24,7 +29,7 @@ from pathlib import Path
 import structlog
 
 from bench.book import CARD, BookRig, card_person
-from bench.sync import LinkModel, _write_records
+from bench.sync import LinkModel, Measured, _write_records
 from cardio.codecs import AdnRecord
 
 KS = (0, 1, 2, 5, 10, 25, 50, 100, 250)
@@ -72,6 +77,25 @@ def sweep(model: LinkModel, ks: Sequence[int] = KS) -> list[Cost]:
         return asyncio.run(_sweep(Path(tmp), model, ks))
 
 
+async def _fill(root: Path, model: LinkModel) -> list[Measured]:
+    rig = BookRig(root / "fill", CARD)
+    rig.build()
+    _write_records(rig.image, dict.fromkeys(range(1, CARD + 1)))  # an empty card
+    async with rig:
+        out = [await rig.sync("slow sync filling the card", "auto", model)]
+        rig.edit(5)
+        out.append(await rig.sync("5 edited on the PDA", "auto", model))
+        out.append(await rig.sync("nothing changed", "auto", model))
+        out.append(await rig.sync("slow sync again", "slow", model))
+    return out
+
+
+def fill(model: LinkModel) -> list[Measured]:
+    """The fill scenario: a slow sync writing 250 records, then the syncs after it."""
+    with tempfile.TemporaryDirectory(prefix="simsync-cardfill-") as tmp:
+        return asyncio.run(_fill(Path(tmp), model))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse options, sweep, print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{'k':>4} {'side':>6} {'APDUs':>6} {'T=0 s':>7}")
     for c in costs:
         print(f"{c.changed:>4} {c.side:>6} {c.apdus:>6} {c.t0_seconds:>7.2f}")
+    print(f"\nfill: an empty {CARD}-record card, {CARD} contacts on the PDA")
+    for m in fill(LinkModel(args.baud, args.card_ms / 1000)):
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(m.after_prologue.items()))
+        print(f"{m.label:28s} {m.mode:5s} APDUs {m.apdus:4d} T=0 {m.t0_seconds:6.2f} s: {kinds}")
 
 
 if __name__ == "__main__":
