@@ -510,7 +510,8 @@ class PhonebookCard:
         sync = CardSync(self._host_sim)
         result = await sync.new_sync(self.host_partner, DEFAULT_DB)
         if result.last != self._host_stored:
-            return  # not ours any more: check each record as it is handed out
+            self._host_stored = None  # not ours any more: check each record as handed out
+            return
         for change in await sync.changes():
             self._copy[change.record] = await self._current(self._reader(), change)
         self._slots_checked = True
