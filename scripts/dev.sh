@@ -17,6 +17,7 @@ APT_PACKAGES=(
     iproute2 util-linux gcc make pkg-config
     python3-dev python3-venv
     systemd procps  # systemd-analyze verify/security on the units; /bin/kill in ExecReload
+    systemd-container  # systemd-nspawn: boots a real systemd to run the units (tests/systemd)
 )
 
 need_root() {
