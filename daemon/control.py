@@ -214,9 +214,11 @@ class Control:
             log.warning("broker did not take the last messages in time")
 
     def publish_presence(self, pda: str) -> None:
-        """Retained ``ROOT/pda/<pda>/presence``: ``near`` or ``away`` (every PDA starts away)."""
+        """Retained ``ROOT/pda/<pda>/presence``: ``near`` or ``away`` (every PDA starts away);
+        cleared (empty) for a PDA that is not watched (any more)."""
         if self.config.mqtt is not None:
-            state = self.presence.get(pda, "away").encode()
+            watched = pda in self.config.watched_pdas()
+            state = self.presence.get(pda, "away").encode() if watched else b""
             self._publish(self.topics.presence(pda), state, retain=True)
 
     def _publish_discovery(self, ctx: DiscoveryContext | None = None) -> None:
@@ -415,9 +417,8 @@ class Control:
                 for topic, _ in discovery_configs(old_ctx):
                     if stale_config(new_ctx, topic, b"x"):
                         self._publish(topic, b"", retain=True)
-            if self.config.mqtt is not None:
-                for pda in set(old.watched_pdas()) - set(config.watched_pdas()):
-                    self._publish(self.topics.presence(pda), b"", retain=True)
+            for pda in set(old.watched_pdas()) - set(config.watched_pdas()):
+                self.publish_presence(pda)  # clears it
             self._publish_discovery()
         self.queue.max_waiting = config.daemon.max_waiting
         self._config_changed.set()

@@ -178,6 +178,18 @@ async def test_device_removed_adapter_gone_and_back_the_daemon_carries_on(
         log = proc.output()
         assert "adapter hci0 removed" in log
         assert "Traceback" not in log
+
+        # The near PDA leaves the watch (reload): it goes away and its state is cleared.
+        watched_config(world, {}, mqtt_table(broker, world.tmp), presence)
+        proc.signal(signal.SIGHUP)
+        gone = await obs.expect_msg(EVENT, type="pda-away", pda="pda1")
+        obs.publish(REQUEST, {"id": "after-reload"})
+        assert (await obs.expect(RESULT, id="after-reload"))["ok"]
+        after = obs.messages[next(i for i, m in enumerate(obs.messages) if m is gone) :]
+        # Cleared once more with the event, never claimed away again.
+        assert [m.payload for m in after if m.topic == presence_topic("pda1")] == [b""]
+        while "bluetooth" in await status_line(notify_socket, "card present"):
+            pass  # the lines from before the watcher stopped; then one without it
     finally:
         obs.close()
 
