@@ -25,6 +25,7 @@ from transports import TransportSpecError, check_address
 
 __all__ = [
     "EX_CONFIG",
+    "KEYS",
     "CardConfig",
     "Config",
     "ConfigError",
@@ -49,6 +50,24 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 _BDADDR_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 _SCANS: tuple[ScanMode, ...] = ("auto", "passive", "active")
+
+# Every key the loader accepts, by table ("pda": each [[pda]]); any other key is an
+# error. config/example.toml documents each one (tests/daemon/test_config.py checks).
+KEYS: dict[str, frozenset[str]] = {
+    "node": frozenset({"id", "state_dir"}),
+    "card": frozenset({"reader", "pin_file", "image"}),
+    "pda": frozenset({"name", "address", "device_id", "conflict", "ble_identity"}),
+    "mqtt": frozenset({
+        "url", "username", "password_file", "ca_file", "topic_root", "protocol", "keepalive",
+        "ha_discovery", "discovery_prefix",
+    }),
+    "triggers": frozenset({"on_card_inserted", "every_minutes", "pdas"}),
+    "daemon": frozenset({"sync_timeout", "max_waiting"}),
+    "presence": frozenset({
+        "enabled", "adapter", "scan", "near_rssi", "away_rssi", "away_after", "auto_sync",
+        "auto_sync_min_interval",
+    }),
+}  # fmt: skip
 
 
 class ConfigError(DaemonError):
@@ -190,7 +209,9 @@ def normalize_device_id(value: str) -> str:
 class _Reader:
     """Typed access to one TOML table with precise error messages."""
 
-    def __init__(self, file: Path, prefix: str, table: dict[str, Any], known: set[str]) -> None:
+    def __init__(
+        self, file: Path, prefix: str, table: dict[str, Any], known: frozenset[str]
+    ) -> None:
         self.file, self.prefix, self.table = file, prefix, table
         unknown = sorted(set(table) - known)
         if unknown:
@@ -283,17 +304,17 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(file, "", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "", f"not valid TOML: {exc}") from exc
-    unknown = sorted(set(data) - {"node", "card", "pda", "mqtt", "triggers", "daemon", "presence"})
+    unknown = sorted(set(data) - set(KEYS))
     if unknown:
         raise ConfigError(file, unknown[0], "unknown section")
 
-    node_r = _Reader(file, "node", _table(file, data, "node"), {"id", "state_dir"})
+    node_r = _Reader(file, "node", _table(file, data, "node"), KEYS["node"])
     node_id = node_r.opt_str("id") or socket.gethostname().split(".")[0] or "simsync"
     if not _NAME_RE.match(node_id):
         raise ConfigError(file, "node.id", "use 1-64 letters, digits, '.', '_' or '-'")
     node = NodeConfig(id=node_id, state_dir=node_r.opt_path("state_dir") or default_state_dir())
 
-    card_r = _Reader(file, "card", _table(file, data, "card"), {"reader", "pin_file", "image"})
+    card_r = _Reader(file, "card", _table(file, data, "card"), KEYS["card"])
     card = CardConfig(
         reader=card_r.opt_str("reader"),
         pin_file=card_r.opt_path("pin_file"),
@@ -309,9 +330,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     for i, entry in enumerate(pdas_raw):
         if not isinstance(entry, dict):
             raise ConfigError(file, f"pda[{i}]", "must be a table")
-        r = _Reader(
-            file, f"pda[{i}]", entry, {"name", "address", "device_id", "conflict", "ble_identity"}
-        )
+        r = _Reader(file, f"pda[{i}]", entry, KEYS["pda"])
         name = r.req_str("name")
         if not _NAME_RE.match(name):
             raise ConfigError(file, r.key("name"), "use 1-64 letters, digits, '.', '_' or '-'")
@@ -345,10 +364,6 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     )
 
 
-_MQTT_KEYS = {
-    "url", "username", "password_file", "ca_file", "topic_root", "protocol", "keepalive",
-    "ha_discovery", "discovery_prefix",
-}  # fmt: skip
 _SCHEMES = {"mqtt": (False, 1883), "mqtts": (True, 8883)}
 
 
@@ -362,7 +377,7 @@ def _topic(r: _Reader, name: str, default: str) -> str:
 
 
 def _mqtt(file: Path, table: dict[str, Any], node_id: str) -> MqttConfig:
-    r = _Reader(file, "mqtt", table, _MQTT_KEYS)
+    r = _Reader(file, "mqtt", table, KEYS["mqtt"])
     url = r.req_str("url")
     parts = urlsplit(url)
     scheme = _SCHEMES.get(parts.scheme)
@@ -403,7 +418,7 @@ def _mqtt(file: Path, table: dict[str, Any], node_id: str) -> MqttConfig:
 
 
 def _triggers(file: Path, table: dict[str, Any], pda_names: list[str]) -> TriggerConfig:
-    r = _Reader(file, "triggers", table, {"on_card_inserted", "every_minutes", "pdas"})
+    r = _Reader(file, "triggers", table, KEYS["triggers"])
     pdas = table.get("pdas", [])
     if not isinstance(pdas, list) or not all(isinstance(p, str) for p in pdas):
         raise ConfigError(file, "triggers.pdas", 'must be a list of PDA names, e.g. ["pda1"]')
@@ -418,7 +433,7 @@ def _triggers(file: Path, table: dict[str, Any], pda_names: list[str]) -> Trigge
 
 
 def _daemon(file: Path, table: dict[str, Any]) -> DaemonConfig:
-    r = _Reader(file, "daemon", table, {"sync_timeout", "max_waiting"})
+    r = _Reader(file, "daemon", table, KEYS["daemon"])
     return DaemonConfig(
         sync_timeout=r.opt_int("sync_timeout", 600, 1, 24 * 3600),
         max_waiting=r.opt_int("max_waiting", 100, 1, 10_000),
@@ -459,8 +474,7 @@ def _ble_identity(r: _Reader, address: str) -> str | None:
 
 
 def _presence(file: Path, table: dict[str, Any]) -> PresenceConfig:
-    keys = {"enabled", "adapter", "scan", "near_rssi", "away_rssi", "away_after", "auto_sync"}
-    r = _Reader(file, "presence", table, keys | {"auto_sync_min_interval"})
+    r = _Reader(file, "presence", table, KEYS["presence"])
     adapter = r.opt_str("adapter") or "hci0"
     if not re.match(r"^[A-Za-z0-9_]{1,32}$", adapter):
         raise ConfigError(file, "presence.adapter", 'an adapter name such as "hci0"')

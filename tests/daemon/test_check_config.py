@@ -138,12 +138,19 @@ def test_credentials_directory_as_the_unit_sees_it(
     assert "readable, holds a PIN of 4-8 digits (not shown)" in out
 
 
-def test_the_shipped_example_loads(capsys: pytest.CaptureFixture[str]) -> None:
-    """Every key of config/example.toml is known; only its files are missing here."""
+def test_the_shipped_example_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """config/example.toml is usable as shipped once its PIN credential exists."""
     example = Path(__file__).resolve().parents[2] / "config" / "example.toml"
-    _code, out, _ = run(capsys, str(example))
-    assert "simsync check-config:" not in out  # it loaded
+    (tmp_path / "pin").write_text(PIN + "\n")
+    (tmp_path / "pin").chmod(0o600)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))  # as simsync.service has it
+    code, out, _ = run(capsys, str(example))
+    assert code == 0, out
+    assert out.splitlines()[-1].startswith(f"{example}: usable")
     assert "[[pda]] #1" in out
+    assert PIN not in out
 
 
 def test_as_a_command(tmp_path: Path) -> None:

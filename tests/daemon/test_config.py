@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from daemon.config import ConfigError, load_config, read_password_file, read_pin_file
+from daemon.config import KEYS, ConfigError, load_config, read_password_file, read_pin_file
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = "ab" * 32
@@ -24,6 +25,24 @@ def test_example_config_is_valid() -> None:
     assert [p.name for p in cfg.pdas] == ["pda1"]
     assert cfg.pdas[0].conflict == "duplicate"
     assert cfg.pda(None).name == "pda1"
+
+
+_TABLE_LINE = re.compile(r"^\[\[?([a-z]+)\]\]?\s*$")
+# A key set, or shown commented out ("# username = ..."), in the example.
+_KEY_LINE = re.compile(r"^(?:# ?)?([a-z_]+) = ")
+
+
+def test_the_example_documents_every_key_the_loader_accepts() -> None:
+    documented: dict[str, set[str]] = {}
+    table = ""
+    for line in (ROOT / "config" / "example.toml").read_text().splitlines():
+        if m := _TABLE_LINE.match(line):
+            table = m[1]
+        elif m := _KEY_LINE.match(line):
+            documented.setdefault(table, set()).add(m[1])
+    assert set(documented) == set(KEYS)  # every table, and no key outside one
+    for name, keys in KEYS.items():
+        assert documented[name] == keys, f"[{name}]: {sorted(documented[name] ^ keys)}"
 
 
 def test_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
