@@ -57,16 +57,27 @@ def write_config(world: World, *tables: str) -> Path:
 class DaemonProc:
     """One ``simsync daemon`` process; its stderr goes to ``log``."""
 
-    def __init__(self, config: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        *,
+        env: dict[str, str] | None = None,
+        python_args: tuple[str, ...] = (),
+        verbosity: tuple[str, ...] = ("-vv",),
+    ) -> None:
         self.config = config
         self.log = config.parent / "daemon.log"
         self.env = env
+        # Put before ``-m daemon.cli``: e.g. ``("-m", "cProfile", "-o", FILE)`` (bench/).
+        self.python_args = python_args
+        self.verbosity = verbosity
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> DaemonProc:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "daemon.cli", "-vv", "daemon", "--config", str(self.config)],
+                [sys.executable, *self.python_args, "-m", "daemon.cli", *self.verbosity,
+                 "daemon", "--config", str(self.config)],
                 cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, **(self.env or {})},
             )  # fmt: skip
