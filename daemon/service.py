@@ -92,6 +92,9 @@ class Service:
                     try:
                         async with asyncio.timeout(READY_MQTT_WAIT):
                             await self.control.mqtt_up.wait()
+                            # READY means the retained status is on the broker: whoever
+                            # looks once systemd says "started" sees it.
+                            await link.flush()
                     except TimeoutError:
                         log.warning("broker not reachable yet; running on, retrying")
                 self.notify.ready(self.control.status_line())
