@@ -2,8 +2,9 @@
 
 Connects to a *bonded* PDA by its identity address (BlueZ knows bonded devices
 without a scan, even while they advertise behind resolvable private addresses),
-finds the simsync service, subscribes to the notify characteristic and writes
-chunks with write commands sized to the negotiated MTU. A lost connection ends
+finds the simsync service, subscribes to the notify characteristic, sends its HELLO
+and returns once the PDA's HELLO came back (``HELLO_TIMEOUT``), then writes chunks
+with write commands sized to the negotiated MTU. A lost connection ends
 the link with ``TransportClosed`` (``FramingError`` if it cut a frame).
 """
 
@@ -26,8 +27,8 @@ from .ble_frames import (
     SERVICE_UUID,
     WRITE_CHAR_UUID,
 )
-from .ble_link import ChunkLink
-from .errors import ConnectFailed
+from .ble_link import HELLO_TIMEOUT, ChunkLink
+from .errors import ConnectFailed, FramingError, TransportError, TransportTimeout
 
 __all__ = ["connect_central"]
 
@@ -104,6 +105,26 @@ async def connect_central(
             await client.disconnect()
         if isinstance(exc, _BLE_ERRORS):
             raise ConnectFailed(url, f"setting up the BLE link failed: {exc}") from exc
+        raise
+    try:
+        # Connected only once the PDA answered: it took our HELLO and opened a link.
+        await link.wait_hello()
+    except TransportError as exc:
+        await link.close()
+        if isinstance(exc, FramingError):
+            # Notifications reach every subscriber: another phone's link, not ours.
+            raise ConnectFailed(
+                url, f"the PDA is serving another phone; sync again when it is done ({exc})"
+            ) from exc
+        if isinstance(exc, TransportTimeout):
+            raise ConnectFailed(
+                url,
+                f"the PDA did not answer our HELLO within {HELLO_TIMEOUT:g} s: is it serving "
+                "another phone, or is `simsync pda serve DIR --listen ble:` not running?",
+            ) from exc
+        raise ConnectFailed(url, str(exc)) from exc
+    except BaseException:
+        await link.close()
         raise
     return link
 

@@ -168,6 +168,11 @@ class GattChannel:
         return bytes([_header(Kind.CLOSE)])
 
     @property
+    def peer_ready(self) -> bool:
+        """True once the peer's HELLO arrived (it listens and granted its window)."""
+        return self._peer_ready
+
+    @property
     def sending(self) -> bool:
         """True while queued data chunks wait for credit."""
         return bool(self._data)

@@ -14,12 +14,15 @@ from collections.abc import Awaitable, Callable
 
 from .base import DEFAULT_MAX_FRAME, FrameLink
 from .ble_frames import DEFAULT_WINDOW, GattChannel
-from .errors import FramingError, TransportClosed, TransportError
+from .errors import FramingError, TransportClosed, TransportError, TransportTimeout
 
-__all__ = ["CLOSE_GRACE", "ChunkLink"]
+__all__ = ["CLOSE_GRACE", "HELLO_TIMEOUT", "ChunkLink"]
 
 #: How long close() waits for queued chunks and the CLOSE chunk to go out.
 CLOSE_GRACE = 2.0
+#: How long the phone waits for the PDA's HELLO after sending its own (the PDA
+#: answers within a D-Bus round trip or two; silence means it is not serving us).
+HELLO_TIMEOUT = 5.0
 
 
 class ChunkLink(FrameLink):
@@ -65,6 +68,26 @@ class ChunkLink(FrameLink):
         if self._pump_task is None:
             self._pump_task = asyncio.create_task(self._pump(), name=f"ble pump {self.peer}")
             self._wake.set()
+
+    async def wait_hello(self, timeout: float = HELLO_TIMEOUT) -> None:  # noqa: ASYNC109
+        """Wait for the peer's HELLO: ``TransportTimeout`` if it never comes, the link's
+        error if it ends first.
+
+        Without it the peer grants no credit: a send would wait for ever, and a
+        phone whose HELLO the PDA never took (it was closing, or busy with another
+        phone) would hang in its first ``recv``.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                while not self.channel.peer_ready:
+                    error = self._ended_error()
+                    if error is not None:
+                        raise error
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        except TimeoutError:
+            self.lost(f"no HELLO from {self.peer} within {timeout:g} s")
+            raise TransportTimeout(f"no HELLO from {self.peer} within {timeout:g} s") from None
 
     # -- called by the Bluetooth side ------------------------------------------------
 

@@ -11,10 +11,17 @@ A phone's link starts with its HELLO chunk (written after it subscribed to
 notifications, so our HELLO can reach it). Notifications go to every subscribed
 central — BlueZ's D-Bus API cannot address one — so one phone is served at a
 time; another phone's chunks are ignored until the current link ends.
+
+bluetoothd forgets every application and advertisement when it restarts: the
+listener watches ``org.bluez`` on the bus (``NameOwnerChanged``), ends the current
+link when bluetoothd goes away, and registers both again, with backoff, once it is
+back and has our adapter. Closing the listener disconnects the phones that wrote
+to it, so none waits on a PDA that stopped serving.
 """
 
 # No `from __future__ import annotations`: dbus-fast reads the D-Bus signatures from
 # the evaluated annotations, and "None" as a string is not a signature it knows.
+import asyncio
 import contextlib
 import itertools
 from collections.abc import Mapping
@@ -45,6 +52,7 @@ __all__ = ["BlePeripheralListener", "serve_peripheral"]
 log = structlog.get_logger("simsync.transports.ble")
 
 _BLUEZ = "org.bluez"
+_REGISTER_RETRY_MAX = 2.0  # seconds between tries to register with a returning bluetoothd
 _paths = itertools.count()
 DBusStrList = Annotated[list[str], DBusSignature("as")]
 DBusPath = Annotated[str, DBusSignature("o")]
@@ -158,6 +166,9 @@ class BlePeripheralListener(QueueListener):
         self._link: ChunkLink | None = None
         self._link_device: str | None = None
         self._registered: list[tuple[str, str, str]] = []  # (iface, unregister member, path)
+        self._ready = asyncio.Event()  # registered with the running bluetoothd
+        self._phones: set[str] = set()  # devices that wrote to us: disconnected on close
+        self._reregister_task: asyncio.Task[None] | None = None
 
     async def _start(self) -> None:
         bus = self._bus
@@ -166,14 +177,28 @@ class BlePeripheralListener(QueueListener):
         bus.export(f"{self._service_path}/char1", self.notify_char)
         bus.export(f"{self._root}/adv", _Advertisement("simsync"))
         bus.add_message_handler(self._on_signal)
-        await self._bluez("org.bluez.GattManager1", "RegisterApplication", self._root)
-        self._registered.append(("org.bluez.GattManager1", "UnregisterApplication", self._root))
-        await self._bluez(
-            "org.bluez.LEAdvertisingManager1", "RegisterAdvertisement", f"{self._root}/adv"
-        )
-        self._registered.append(
-            ("org.bluez.LEAdvertisingManager1", "UnregisterAdvertisement", f"{self._root}/adv")
-        )
+        await self._register()
+
+    async def _register(self) -> None:
+        """Register the application, then the advertisement (each once per bluetoothd)."""
+        steps = [
+            ("org.bluez.GattManager1", "RegisterApplication", "UnregisterApplication", self._root),
+            (
+                "org.bluez.LEAdvertisingManager1",
+                "RegisterAdvertisement",
+                "UnregisterAdvertisement",
+                f"{self._root}/adv",
+            ),
+        ]
+        for interface, member, undo, path in steps:
+            if (interface, undo, path) not in self._registered:
+                await self._bluez(interface, member, path)
+                self._registered.append((interface, undo, path))
+        self._ready.set()
+
+    async def wait_registered(self) -> None:
+        """Return once the service and advertisement are registered with bluetoothd."""
+        await self._ready.wait()
 
     async def _bluez(self, interface: str, member: str, path: str) -> None:
         with_options = member.startswith("Register")
@@ -197,6 +222,8 @@ class BlePeripheralListener(QueueListener):
     def _on_write(self, chunk: bytes, options: Mapping[str, Variant]) -> None:
         device = str(options["device"].value) if "device" in options else "phone"
         mtu = int(options["mtu"].value) if "mtu" in options else 23
+        if "device" in options:
+            self._phones.add(device)
         link = self._link
         is_hello = bool(chunk) and chunk[0] >> 5 == Kind.HELLO
         if link is not None and not link.ended and device != self._link_device:
@@ -235,6 +262,14 @@ class BlePeripheralListener(QueueListener):
             self._link.lost(reason)
 
     def _on_signal(self, msg: Message) -> None:
+        if (
+            msg.message_type == MessageType.SIGNAL
+            and msg.member == "NameOwnerChanged"
+            and msg.sender == "org.freedesktop.DBus"
+            and msg.body[0] == _BLUEZ
+        ):
+            self._bluez_owner_changed(old=msg.body[1], new=msg.body[2])
+            return
         # BlueZ tells us a phone went away by its device's Connected turning false.
         if (
             msg.message_type == MessageType.SIGNAL
@@ -246,27 +281,64 @@ class BlePeripheralListener(QueueListener):
             if connected is not None and not connected.value:
                 self._lost("the phone disconnected or went out of range")
 
-    async def _watch(self) -> None:
-        rule = (
-            "type='signal',sender='org.bluez',interface='org.freedesktop.DBus.Properties',"
-            "member='PropertiesChanged',arg0='org.bluez.Device1'"
-        )
-        await self._bus.call(
-            Message(
-                destination="org.freedesktop.DBus",
-                path="/org/freedesktop/DBus",
-                interface="org.freedesktop.DBus",
-                member="AddMatch",
-                signature="s",
-                body=[rule],
+    def _bluez_owner_changed(self, old: str, new: str) -> None:
+        if self._closed:
+            return
+        if old:
+            # bluetoothd stopped or crashed: it forgot our application and advertisement.
+            self._registered.clear()
+            self._ready.clear()
+            self._phones.clear()
+            self._lost("bluetoothd went away")
+            log.warning("ble: bluetoothd went away; will register again when it returns")
+        if new and (self._reregister_task is None or self._reregister_task.done()):
+            self._reregister_task = asyncio.create_task(
+                self._reregister(), name=f"ble register {self.url}"
             )
-        )
+
+    async def _reregister(self) -> None:
+        # A returning bluetoothd owns its name before it has set up our adapter: retry.
+        delay = 0.1
+        while not self._closed:
+            try:
+                await self._register()
+            except (ListenFailed, DBusError, OSError, EOFError) as exc:
+                log.info("ble: bluetoothd is back, cannot register yet", error=str(exc))
+                await asyncio.sleep(delay)  # backoff between tries, nothing to await instead
+                delay = min(delay * 2, _REGISTER_RETRY_MAX)
+                continue
+            log.info("ble: registered again with bluetoothd", url=self.url)
+            return
+
+    async def _watch(self) -> None:
+        rules = [
+            "type='signal',sender='org.bluez',interface='org.freedesktop.DBus.Properties',"
+            "member='PropertiesChanged',arg0='org.bluez.Device1'",
+            "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+            "member='NameOwnerChanged',arg0='org.bluez'",
+        ]
+        for rule in rules:
+            await self._bus.call(
+                Message(
+                    destination="org.freedesktop.DBus",
+                    path="/org/freedesktop/DBus",
+                    interface="org.freedesktop.DBus",
+                    member="AddMatch",
+                    signature="s",
+                    body=[rule],
+                )
+            )
 
     async def close(self) -> None:
-        """Withdraw the advertisement and the service, end the current link."""
+        """Withdraw the advertisement and the service, end the links, disconnect phones."""
         if self._closed:
             return
         self._closed = True
+        task = self._reregister_task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._link is not None:
             await self._link.close()
         for interface, member, path in reversed(self._registered):
@@ -274,6 +346,17 @@ class BlePeripheralListener(QueueListener):
             with contextlib.suppress(ListenFailed, DBusError, OSError, EOFError):
                 await self._bluez(interface, member, path)
         await self._close_pending()
+        for device in sorted(self._phones):
+            # A phone whose HELLO crossed our close would otherwise wait for an answer.
+            with contextlib.suppress(DBusError, OSError, EOFError):
+                await self._bus.call(
+                    Message(
+                        destination=_BLUEZ,
+                        path=device,
+                        interface="org.bluez.Device1",
+                        member="Disconnect",
+                    )
+                )
         self._bus.disconnect()
         await self._bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
 

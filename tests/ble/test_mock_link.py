@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 
 import pytest
+from structlog.testing import capture_logs
 
-from tests.fixtures.bluez import PDA_ADAPTER, PDA_ADDRESS, BluezMock
-from transports import FrameLink, FramingError, Listener, TransportClosed, listen, open_transport
+from tests.fixtures.bluez import (
+    PDA_ADAPTER,
+    PDA_ADDRESS,
+    PHONE_ADAPTER,
+    BluezMock,
+    close_bleak_manager,
+    device_path,
+)
+from transports import (
+    ConnectFailed,
+    FrameLink,
+    Listener,
+    TransportClosed,
+    listen,
+    open_transport,
+)
+from transports.ble_peripheral import BlePeripheralListener
 
 PDA_URL = f"ble://{PDA_ADDRESS}"
 
@@ -65,25 +82,64 @@ async def test_a_second_phone_waits_its_turn(bluez: BluezMock, pda: Listener) ->
     bluez.add_adapter("hci2", "phone2")
     bluez.add_device(PDA_ADDRESS, adapter="hci2", alias="simsync-pda", paired=True)
     phone, server = await connect(pda)
-    other = await open_transport(f"{PDA_URL}?adapter=hci2", timeout=10)
+    other = asyncio.create_task(open_transport(f"{PDA_URL}?adapter=hci2", timeout=10))
     try:
-        # The PDA ignores the second phone's HELLO; the first phone's traffic, which
-        # BlueZ notifies to every subscriber, tells the second one it is not its link.
-        await server.send(b"for the first phone")
-        assert await phone.recv() == b"for the first phone"
-        with pytest.raises(FramingError, match="before HELLO"):
-            await other.recv()
-        await other.close()  # the second phone leaves: the first one's link carries on
-        await phone.send(b"still fine")
+        # The PDA ignores the second phone's HELLO, so its connect fails: at once on
+        # the first phone's traffic, which BlueZ notifies to every subscriber (chunks
+        # of a link that is not its own), or at the HELLO time-out if none came.
+        while not other.done():
+            await server.send(b"for the first phone")
+            assert await phone.recv() == b"for the first phone"
+        with pytest.raises(ConnectFailed, match="serving another phone"):
+            await other
+        await phone.send(b"still fine")  # the second phone left: the first one carries on
         assert await server.recv() == b"still fine"
     finally:
-        await other.close()
+        other.cancel()
+        await asyncio.gather(other, return_exceptions=True)
         await phone.close()
         await server.close()
     # Its turn now: a fresh link from the second phone is served.
-    other = await open_transport(f"{PDA_URL}?adapter=hci2", timeout=10)
+    second = await open_transport(f"{PDA_URL}?adapter=hci2", timeout=10)
     served = await pda.accept()
-    await other.send(b"hello from phone 2")
+    await second.send(b"hello from phone 2")
     assert await served.recv() == b"hello from phone 2"
-    await other.close()
+    await second.close()
     await served.close()
+
+
+async def test_closing_the_listener_disconnects_its_phones(bluez: BluezMock, pda: Listener) -> None:
+    phone, server = await connect(pda)
+    await pda.close()
+    with pytest.raises(TransportClosed):
+        await phone.recv()
+    pda_seen_by_phone = device_path(PDA_ADDRESS, PHONE_ADAPTER)
+    assert not bluez.get_property(pda_seen_by_phone, "org.bluez.Device1", "Connected")
+    await phone.close()
+    await server.close()
+
+
+async def test_the_pda_registers_again_after_bluetoothd_restarts(
+    bluez: BluezMock, pda: Listener
+) -> None:
+    assert isinstance(pda, BlePeripheralListener)
+    phone, server = await connect(pda)
+    with capture_logs() as logs:
+        bluez.stop()  # bluetoothd gone: it forgets the application and the advertisement
+        with pytest.raises(TransportClosed, match="bluetoothd went away"):
+            await server.recv()
+        await phone.close()
+        await server.close()
+        await close_bleak_manager()  # the phone's bleak state belonged to the old bluetoothd
+        bluez.start()
+        bluez.add_adapter(PHONE_ADAPTER)
+        bluez.phone_and_pda()
+        await asyncio.wait_for(pda.wait_registered(), timeout=10)
+    events = [e["event"] for e in logs]
+    assert "ble: bluetoothd went away; will register again when it returns" in events
+    assert "ble: registered again with bluetoothd" in events
+    phone, server = await connect(pda)
+    await phone.send(b"after the restart")
+    assert await server.recv() == b"after the restart"
+    await phone.close()
+    await server.close()

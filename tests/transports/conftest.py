@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,11 +66,37 @@ async def serial_site() -> AsyncIterator[Site]:
         await line.close()
 
 
-#: Base transports by kind; a new transport adds its site here (``"ble": ble_site``).
+@contextlib.asynccontextmanager
+async def ble_site() -> AsyncIterator[Site]:
+    """Both BLE ends over the mocked BlueZ on a private system bus: the phone's bleak
+    on hci0, the PDA's D-Bus GATT application on hci1 (tests/fixtures/bluez.py)."""
+    from tests.fixtures.bluez import (
+        PDA_ADAPTER,
+        PDA_ADDRESS,
+        PHONE_ADAPTER,
+        close_bleak_manager,
+        device_path,
+        private_bluez,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="ble-") as tmp, private_bluez(Path(tmp)) as mock:
+        mock.phone_and_pda()
+
+        async def out_of_range(_link: FrameLink) -> None:
+            mock.drop_link(device_path(PDA_ADDRESS, PHONE_ADAPTER))
+
+        try:
+            yield Site(f"ble:?adapter={PDA_ADAPTER}", lambda listener: listener.url, out_of_range)
+        finally:
+            await close_bleak_manager()
+
+
+#: Base transports by kind; a new transport adds its site here.
 SITES: dict[str, Callable[[], contextlib.AbstractAsyncContextManager[Site]]] = {
     "memory": memory_site,
     "tcp": tcp_site,
     "serial": serial_site,
+    "ble": ble_site,
 }
 #: Every implementation the contract runs against.
 KINDS = [*SITES, *(f"{kind}+tls" for kind in SITES)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transports import FramingError, TransportClosed
+from transports import FramingError, TransportClosed, TransportTimeout
 from transports.ble_frames import Kind
 from transports.ble_link import ChunkLink
 
@@ -111,5 +111,28 @@ async def test_the_chunk_size_follows_the_mtu_between_frames() -> None:
     await a.send(bytes(300))
     assert await b.recv() == bytes(300)
     assert max(seen) == 244
+    await a.close()
+    await b.close()
+
+
+async def test_a_peer_that_never_says_hello_times_out_and_ends_the_link() -> None:
+    async def nowhere(data: bytes) -> None:  # the PDA never took our HELLO
+        pass
+
+    link = ChunkLink(nowhere, 20, "pda")
+    link.start()
+    with pytest.raises(TransportTimeout, match=r"no HELLO from pda within 0.05 s"):
+        await link.wait_hello(0.05)
+    with pytest.raises(TransportClosed, match="no HELLO"):
+        await link.recv()
+    await link.close()
+
+
+async def test_wait_hello_returns_once_both_ends_said_hello() -> None:
+    a, b = pair()
+    await a.wait_hello()
+    await b.wait_hello()
+    assert a.channel.peer_ready
+    assert b.channel.peer_ready
     await a.close()
     await b.close()
