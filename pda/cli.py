@@ -53,7 +53,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="tcp://127.0.0.1:7878",
         metavar="URL",
         help="where to listen: tcp://HOST:PORT, or a tty such as "
-        "serial:///dev/rfcomm0?baud=115200 (one phone at a time on a tty), or ble: to "
+        "serial:///dev/rfcomm0?baud=115200 (one phone at a time on a tty; a tty that "
+        "is not there yet, like an RFCOMM one before the peer binds, is waited for), or ble: to "
         "serve over Bluetooth LE (ble:?adapter=hci1 for another adapter; bond the phone "
         "first, see docs/transports.md) "
         "(default: tcp://127.0.0.1:7878)",

@@ -6,16 +6,23 @@ is a :class:`_Port`; it reads with ``loop.add_reader``, writes without blocking,
 and runs one timer task for the session's time-outs. A tty "listener" serves one
 peer at a time over its one line: each SYN from the far end starts a session that
 ``accept`` hands out; after it ends, the next SYN starts the next one.
+
+An RFCOMM or IrCOMM tty exists only while its connection does, so a listener does
+not need its device at start, nor after a hang-up: it opens it when it appears,
+trying again with backoff (0.1 s doubling to 2 s) and saying so in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import termios
 from collections.abc import Callable, Mapping
+
+import structlog
 
 from .base import FrameLink, Listener, TransportDriver
 from .errors import (
@@ -35,7 +42,11 @@ __all__ = ["DEFAULT_DEAD_AFTER", "DRIVER", "SerialLink", "SerialListener", "conn
 #: Seconds of silence from the peer after which the line counts as dropped.
 DEFAULT_DEAD_AFTER = 10.0
 _FAST = 57600  # from this baud rate on: big packets and a wide window
-_REOPEN_MAX = 2.0  # seconds between tries to reopen a listener's tty after a hang-up
+_REOPEN_MAX = 2.0  # seconds between tries to (re)open a listener's tty that is not there
+#: open() errors of a tty that is not there yet (or no more): a listener waits for it.
+_ABSENT = frozenset({errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EIO})
+
+log = structlog.get_logger("simsync.transports.serial")
 
 
 def _options(url: str, address: SerialAddress, options: Mapping[str, object]) -> float:
@@ -52,7 +63,7 @@ class _Port:
     """One open tty: reads packets, dispatches them to the session, writes what it asks."""
 
     def __init__(
-        self, address: SerialAddress, fd: int, *, max_frame: int, dead_after: float
+        self, address: SerialAddress, fd: int | None, *, max_frame: int, dead_after: float
     ) -> None:
         self.address = address
         self.max_frame = max_frame
@@ -79,7 +90,8 @@ class _Port:
         self._users = 1
         self._kick = asyncio.Event()
         self._changed = asyncio.Event()
-        self._loop.add_reader(fd, self._on_readable)
+        if fd is not None:
+            self._loop.add_reader(fd, self._on_readable)
         self._timer = asyncio.create_task(self._run_timers(), name=f"serial {address.path}")
         self._reopen: asyncio.Task[None] | None = None
 
@@ -200,22 +212,40 @@ class _Port:
         self._out.clear()
         if self.session is not None:
             self.session.fail(TransportClosed(f"{self.address.url}: the line hung up ({why})"))
-        if self.on_session is not None and self._reopen is None:
-            self._reopen = asyncio.create_task(self._reopen_tty())
+        if self.on_session is not None:
+            log.info(
+                "serial line hung up; reopening it when it returns", url=self.address.url, why=why
+            )
+            self.reopen()
         self._notify()
+
+    def reopen(self) -> None:
+        """Open the tty once it is there (a listener's line), retrying with backoff."""
+        if self._reopen is None:
+            self._reopen = asyncio.create_task(self._reopen_tty(), name=f"open {self.address.path}")
 
     async def _reopen_tty(self) -> None:
         # An RFCOMM tty vanishes with its connection and comes back with the next one.
-        delay = 0.1
+        delay, said = 0.1, None
         while self.on_session is not None:
             await asyncio.sleep(delay)  # backoff between tries, not a wait for an event
             try:
                 fd = open_tty(self.address)
-            except (OSError, termios.error):
+            except (OSError, termios.error) as exc:
+                why = describe_os_error(exc)
+                if why != said:  # once per reason, not once per try
+                    log.info(
+                        "serial device not ready; trying again with backoff",
+                        url=self.address.url,
+                        why=why,
+                        max_interval_s=_REOPEN_MAX,
+                    )
+                    said = why
                 delay = min(delay * 2, _REOPEN_MAX)
                 continue
             self._fd = fd
             self._loop.add_reader(fd, self._on_readable)
+            log.info("serial device open; waiting for a peer", url=self.address.url)
             break
         self._reopen = None
 
@@ -360,12 +390,14 @@ class SerialListener(Listener):
     flood of SYNs) replaces it, so nothing piles up while nobody accepts.
     """
 
-    def __init__(self, port: _Port) -> None:
+    def __init__(self, port: _Port, *, present: bool = True) -> None:
         self.url = port.address.url
         self._port = port
         self._fresh: ArqSession | None = None
         self._closed = False
         port.on_session = self._on_session
+        if not present:
+            port.reopen()
 
     def _on_session(self, session: ArqSession) -> None:
         self._fresh = session
@@ -394,11 +426,27 @@ class SerialListener(Listener):
 
 
 async def listen(url: str, *, max_frame: int, options: Mapping[str, object]) -> Listener:
-    """Driver entry: open the tty and wait for sessions on it."""
+    """Driver entry: open the tty (now, or once it appears) and wait for sessions on it."""
     address = parse_serial_url(url)
     dead_after = _options(url, address, options)
-    fd = _open(address, url, lambda why: ListenFailed(f"cannot listen on {url}: {why}"))
-    return SerialListener(_Port(address, fd, max_frame=max_frame, dead_after=dead_after))
+    fd: int | None
+    try:
+        fd = open_tty(address)
+    except (OSError, termios.error) as exc:
+        code = exc.errno if isinstance(exc, OSError) else exc.args[0]
+        if code not in _ABSENT:  # in use, no permission, not a tty: waiting will not help
+            raise ListenFailed(
+                f"cannot listen on {url}: {address.path}: {describe_os_error(exc)}"
+            ) from exc
+        log.warning(
+            "serial device not there yet; waiting for it (an RFCOMM or IrCOMM tty appears "
+            "when the peer connects)",
+            url=address.url,
+            why=describe_os_error(exc),
+        )
+        fd = None
+    port = _Port(address, fd, max_frame=max_frame, dead_after=dead_after)
+    return SerialListener(port, present=fd is not None)
 
 
 def _check(url: str) -> SerialAddress:

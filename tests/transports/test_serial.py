@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.fixtures.ptyline import Noise, PtyLine
 from transports import (
@@ -72,8 +73,67 @@ async def test_a_missing_device_is_named(tmp_path: Path) -> None:
     url = f"serial://{tmp_path}/rfcomm9"
     with pytest.raises(ConnectFailed, match=r"rfcomm9: no such device.*rfcomm bind"):
         await open_transport(url)
-    with pytest.raises(ListenFailed, match="no such device"):
-        await listen(url)
+
+
+async def test_a_listener_waits_for_its_device_and_says_so(tmp_path: Path) -> None:
+    # An RFCOMM tty exists only once the peer connected: serve must not need it at start.
+    line = PtyLine(link=tmp_path / "rfcomm0", plugged=False)
+    listener = None
+    try:
+        with capture_logs() as logs:
+            listener = await listen(f"serial://{line.a}?baud=921600")
+            line.plug_a()
+            client, server = await asyncio.gather(
+                open_transport(f"serial://{line.b}?baud=921600", timeout=10), listener.accept()
+            )
+        waiting = [e for e in logs if e["event"].startswith("serial device not there yet")]
+        assert len(waiting) == 1
+        assert "no such device" in waiting[0]["why"]
+        assert any(e["event"] == "serial device open; waiting for a peer" for e in logs)
+        await client.send(b"found you")
+        assert await server.recv() == b"found you"
+        await client.close()
+        await server.close()
+    finally:
+        if listener is not None:
+            await listener.close()
+        await line.close()
+
+
+async def test_a_peer_that_missed_the_listeners_hang_up_is_reset_at_once(
+    tmp_path: Path,
+) -> None:
+    # The PDA's tty went away and came back; the phone's line stayed up. The phone's
+    # next packet reaches a session that is over: an RST at once, not 10 s of silence.
+    line = PtyLine(link=tmp_path / "rfcomm0")
+    listener = await listen(f"serial://{line.a}?baud=921600")
+    try:
+        client, server = await asyncio.gather(
+            open_transport(f"serial://{line.b}?baud=921600", timeout=10), listener.accept()
+        )
+        await client.send(b"before")
+        assert await server.recv() == b"before"
+        with capture_logs() as logs:
+            line.unplug_a()
+            with pytest.raises(TransportClosed, match="line hung up"):
+                await server.recv()
+            line.plug_a()
+            await client.send(b"after")
+            with pytest.raises(TransportClosed, match="reset the link"):
+                await client.recv()
+        assert any(e["event"].startswith("serial line hung up") for e in logs)
+        await client.close()
+        await server.close()
+        again, served = await asyncio.gather(
+            open_transport(f"serial://{line.b}?baud=921600", timeout=10), listener.accept()
+        )
+        await again.send(b"next phone")
+        assert await served.recv() == b"next phone"
+        await again.close()
+        await served.close()
+    finally:
+        await listener.close()
+        await line.close()
 
 
 async def test_a_file_that_is_no_tty_is_refused(tmp_path: Path) -> None:
