@@ -10,6 +10,10 @@ restarts and several cards can come and go:
   may not have reached the card (the next save records the one the card then
   proves, so no promotion is written). A card presenting either means the copy
   plus the card's change list is exact; anything else means a full read.
+- the phone's *own writes* per partner (PDA): the records it wrote in that
+  partner's sessions, with the sync object of the partner's last STORESYNC. The
+  partner's baseline holds exactly those bytes, so its change list proves which
+  of them the card still holds (``PhonebookCard`` reads the others).
 - for *plain SIMs* (no sync commands), the sync objects the host keeps itself,
   per (ICCID, partner, database), with a digest of every record as the partner
   last saw it; changes are found by comparing a full read with that snapshot.
@@ -29,7 +33,7 @@ from pathlib import Path
 
 from cardio import errors
 
-__all__ = ["CardStateDB", "PlainSnapshot", "StateError", "digest"]
+__all__ = ["CardStateDB", "OwnWrites", "PlainSnapshot", "StateError", "digest"]
 
 
 class StateError(errors.CardioError):
@@ -64,6 +68,14 @@ CREATE TABLE IF NOT EXISTS plain_anchor (
     last BLOB NOT NULL,
     PRIMARY KEY (iccid, partner, db)
 );
+CREATE TABLE IF NOT EXISTS own_writes (
+    iccid TEXT NOT NULL,
+    partner BLOB NOT NULL,
+    obj BLOB NOT NULL,
+    record INTEGER NOT NULL,
+    raw BLOB NOT NULL,
+    PRIMARY KEY (iccid, partner, record)
+);
 CREATE TABLE IF NOT EXISTS plain_snapshot (
     iccid TEXT NOT NULL,
     partner BLOB NOT NULL,
@@ -73,7 +85,7 @@ CREATE TABLE IF NOT EXISTS plain_snapshot (
     PRIMARY KEY (iccid, partner, db, record)
 );
 """
-_SCHEMA_VERSION = "1"
+_SCHEMA_VERSION = "1"  # tables added later are created by IF NOT EXISTS above
 
 
 def digest(raw: bytes) -> bytes:
@@ -87,6 +99,16 @@ class PlainSnapshot:
 
     last: bytes
     digests: Mapping[int, bytes]
+
+
+@dataclass(frozen=True)
+class OwnWrites:
+    """Records the phone wrote in a partner's sessions, as that partner's baseline holds
+    them, valid while the card's last object for the partner is ``obj``."""
+
+    partner: bytes
+    obj: bytes
+    records: Mapping[int, bytes]
 
 
 class CardStateDB:
@@ -195,14 +217,34 @@ class CardStateDB:
                 ((iccid, r, raw) for r, raw in content.items()),
             )
 
-    def put_records(self, iccid: str, content: Mapping[int, bytes]) -> None:
-        """Record what the phone itself wrote to the card (the copy follows the card);
-        all of one sync's writes in one transaction."""
+    def put_records(
+        self, iccid: str, content: Mapping[int, bytes], own: OwnWrites | None = None
+    ) -> None:
+        """Record what the phone itself wrote to the card (the copy follows the card) and
+        a partner's own writes after its STORESYNC: one sync's writes, one transaction."""
         with self._tx() as db:
             db.executemany(
                 "UPDATE copy SET raw=? WHERE iccid=? AND record=?",
                 ((raw, iccid, r) for r, raw in content.items()),
             )
+            if own is not None:
+                db.execute(
+                    "DELETE FROM own_writes WHERE iccid=? AND partner=?", (iccid, own.partner)
+                )
+                db.executemany(
+                    "INSERT INTO own_writes VALUES (?, ?, ?, ?, ?)",
+                    ((iccid, own.partner, own.obj, r, raw) for r, raw in own.records.items()),
+                )
+
+    def own_writes(self, iccid: str) -> dict[bytes, OwnWrites]:
+        """Every partner's own writes kept for ``iccid``."""
+        rows = self._db.execute(
+            "SELECT partner, obj, record, raw FROM own_writes WHERE iccid=?", (iccid,)
+        ).fetchall()
+        found: dict[bytes, tuple[bytes, dict[int, bytes]]] = {}
+        for partner, obj, record, raw in rows:
+            found.setdefault(bytes(partner), (bytes(obj), {}))[1][int(record)] = bytes(raw)
+        return {p: OwnWrites(p, obj, records) for p, (obj, records) in found.items()}
 
     # --- plain SIMs -------------------------------------------------------------
 

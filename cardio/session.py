@@ -36,7 +36,7 @@ import structlog
 from cardio import entries, errors
 from cardio.entries import Contact, Refused, Unreadable, Written
 from cardio.link import CardLink
-from cardio.localcopy import CardStateDB
+from cardio.localcopy import CardStateDB, OwnWrites
 from cardio.sim import CLA_GSM, Sim
 from cardio.sync import (
     DEFAULT_DB,
@@ -55,6 +55,9 @@ log = structlog.get_logger(__name__)
 ADN_PATH = (0x3F00, 0x7F10, 0x6F3A)
 EXT1_FID = 0x6F4A  # beside EF.ADN under DF.TELECOM
 _EMPTY = 0xFF
+# Asking a partner's change list on a spare channel: MANAGE CHANNEL open, NEWSYNC +
+# GET RESPONSE, close (GETCHANGES too when others wrote). Worth it for more READs.
+_WITNESS_COST = 4
 _T = TypeVar("_T")
 
 
@@ -106,8 +109,11 @@ class PhonebookCard:
         self._session_open = False
         # Records ``put`` wrote in this session: never handed out again as free.
         self.put_records: set[int] = set()
-        # The open partner session: its id and the EF.ADN records it wrote (last bytes).
+        # The open partner session: its id, the card's last object for it, the records
+        # its change list named (None: not asked) and the EF.ADN records it wrote.
         self._partner: bytes | None = None
+        self._session_last: bytes | None = None
+        self._listed: set[int] | None = None
         self._wrote: dict[int, bytes] = {}
         # (partner, object) of the last STORESYNC of a partner session, until settled.
         self._committed: tuple[bytes, bytes] | None = None
@@ -277,9 +283,44 @@ class PhonebookCard:
         reader = self._reader()
         if base is None or pages + result.changes >= self.records:
             return await self._full_read(reader), True, self.records
-        for change in await sync.changes():
-            base[change.record] = await self._current(reader, change)
+        listed = await sync.changes()
+        proven = await self._proven_own_writes(listed)
+        for change in listed:
+            known = proven.get(change.record)
+            base[change.record] = (
+                known if known is not None else await self._current(reader, change)
+            )
         return base, result.last is None, result.changes
+
+    async def _proven_own_writes(self, listed: list[Change]) -> dict[int, bytes]:
+        """Listed records the phone wrote itself in a partner's sessions and that nobody
+        has written since: their bytes, known without a READ.
+
+        Asked after the host's NEWSYNC (see ``settle_copy``): a partner's baseline
+        holds the phone's writes, so its change list names every record written by
+        anyone else since. Only when it saves more READs than it costs, and only on a
+        spare logical channel (never disturbing the sessions open on the others).
+        """
+        wanted = {c.record for c in listed if c.kind is not ChangeKind.DELETED}
+        out: dict[int, bytes] = {}
+        if self._no_channels or len(wanted) <= _WITNESS_COST:
+            return out
+        for own in self._state.own_writes(self.iccid).values():
+            candidates = {r: raw for r, raw in own.records.items() if r in wanted and r not in out}
+            if len(candidates) <= _WITNESS_COST:
+                continue
+            sim = await self._sim0.open_channel()
+            if not sim.channel:
+                break  # no spare channel: read them
+            try:
+                witness = CardSync(sim)
+                theirs = await witness.new_sync(own.partner, DEFAULT_DB)  # never stored
+                if theirs.last == own.obj:
+                    written = {c.record for c in await witness.changes()}
+                    out.update((r, raw) for r, raw in candidates.items() if r not in written)
+            finally:
+                await sim.close_channel()
+        return out
 
     @property
     def _empty_record(self) -> bytes:
@@ -339,6 +380,7 @@ class PhonebookCard:
             raise errors.InvalidRequest("only EF.ADN (6F3A) is synchronised")
         self.put_records = set()
         self._partner, self._wrote, self._committed = partner, {}, None
+        self._session_last, self._listed = None, None
         self._proven_in_session = self._slots_checked = False
         await self._session_sim()
         assert self._sync is not None
@@ -351,6 +393,7 @@ class PhonebookCard:
             else:
                 self.change_detection = True
                 self._session_open = True
+                self._session_last = result.last
                 return result
         return await self._plain_new_sync(partner, db)
 
@@ -372,7 +415,9 @@ class PhonebookCard:
             return await self._plain.changes()
         if self._sync is None:
             raise errors.InvalidRequest("no session: call new_sync() first")
-        return await self._sync.changes()
+        listed = await self._sync.changes()
+        self._listed = {c.record for c in listed}
+        return listed
 
     async def read_record(self, number: int) -> bytes:
         """READ RECORD on the session channel; the local copy follows."""
@@ -419,6 +464,7 @@ class PhonebookCard:
         """
         start = self.link.apdu_count
         committed, self._committed = self._committed, None
+        own = None if committed is None else self._own_writes_after(*committed)
         if (
             committed is not None
             and self._wrote
@@ -432,8 +478,17 @@ class PhonebookCard:
         ):
             await self._reanchor(*committed, self._session, self._host_sim, self._copy)
         self._wrote = {}
-        self._flush()
+        self._flush(own)
         return self.link.apdu_count - start
+
+    def _own_writes_after(self, partner: bytes, obj: bytes) -> OwnWrites:
+        """The partner's own writes once ``obj`` is its last object: this session's, and
+        those kept from before that its change list did not name (unchanged since)."""
+        kept: dict[int, bytes] = {}
+        old = self._state.own_writes(self.iccid).get(partner)
+        if old is not None and old.obj == self._session_last and self._listed is not None:
+            kept = {r: raw for r, raw in old.records.items() if r not in self._listed}
+        return OwnWrites(partner, obj, kept | self._wrote)
 
     async def _reanchor(
         self, partner: bytes, obj: bytes, session: Sim, host_sim: Sim, copy: dict[int, bytes]
@@ -453,10 +508,11 @@ class PhonebookCard:
         self._host_stored = mine.proposed
         log.info("local copy settled", wrote=len(self._wrote), others=theirs.changes)
 
-    def _flush(self) -> None:
-        """Save the records written since the copy was last saved (one transaction)."""
-        if self._unsaved:
-            self._state.put_records(self.iccid, self._unsaved)
+    def _flush(self, own: OwnWrites | None = None) -> None:
+        """Save the records written since the copy was last saved, and a partner's own
+        writes after its STORESYNC (one transaction)."""
+        if self._unsaved or own is not None:
+            self._state.put_records(self.iccid, self._unsaved, own)
             self._unsaved.clear()
 
     # --- entries: what the records mean, and writes that keep EF.EXT1 chains whole ---

@@ -73,11 +73,12 @@ def test_a_full_card_costs_only_what_changed(
     assert waiting["skipped"] == 10
     assert waiting["apdus"] == idle["apdus"]
 
-    # A slow sync now proves its copy by the card's change list: it reads only the 5
-    # records the fast sync wrote (1 GETCHANGES + 5 READs), not the 250 the slow one
-    # wrote (before issue 9: 277 APDUs). The second channel costs 2, the host's
-    # NEWSYNC + GET RESPONSE + STORESYNC 3.
+    # A slow sync now proves its copy by the card's change lists and reads no record:
+    # not the 250 the slow sync wrote (settled then; before issue 9: 277 APDUs), nor
+    # the 5 the fast sync wrote (the PDA's list, asked on a spare channel, proves them:
+    # MANAGE CHANNEL, NEWSYNC + GET RESPONSE, close). The refresh's channel costs 2,
+    # the host's NEWSYNC + GET RESPONSE + GETCHANGES + STORESYNC 4.
     again = phone.sync("pda", "--mode", "slow")
     assert again["mode"] == "slow"
     assert again["to_card"] == {"added": 0, "modified": 0, "deleted": 0}
-    assert again["apdus"] == FIXED + 2 + 3 + 1 + 5, again
+    assert again["apdus"] == FIXED + 2 + 4 + 4, again

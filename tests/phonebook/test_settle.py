@@ -24,6 +24,7 @@ from tests.phonebook.test_session import HOST, PDA, other_terminal_writes
 RECORDS = 40
 INS_NEWSYNC = 0x3A
 INS_GET_RESPONSE = 0xC0
+INS_READ_RECORD = 0xB2
 
 
 def rec(name: str) -> bytes:
@@ -144,4 +145,51 @@ async def test_no_refresh_in_the_session_means_no_settling(state: CardStateDB) -
     assert later.cached_or_none() == await card_records(card)  # the writes were saved
     stats = await later.refresh()
     assert (stats.full, stats.changed) == (False, 2)
+    await later.close()
+
+
+class Counting(InProcessLink):
+    """Counts the READ RECORDs that reach the card."""
+
+    reads = 0
+
+    async def _exchange(self, apdu: bytes) -> bytes:
+        self.reads += apdu[1] == INS_READ_RECORD
+        return await super()._exchange(apdu)
+
+
+async def fast_sync_writing(card: SimCard, state: CardStateDB, writes: dict[int, bytes]) -> None:
+    """A fast sync's card side, as the runner drives it: no refresh of the copy."""
+    pb = await open_card(InProcessLink(card), state)
+    pb.cached_or_none()
+    ns = await pb.new_sync(PDA)
+    for change in await pb.changes():
+        await pb.read_record(change.record)
+    for n, raw in writes.items():
+        await pb.write_record(n, raw)
+    await pb.store_sync(ns.proposed)
+    assert await pb.settle_copy() == 0  # nothing settled: no refresh in the session
+    await pb.close()
+
+
+async def test_writes_of_fast_syncs_are_proven_by_the_partner_at_the_next_refresh(
+    state: CardStateDB,
+) -> None:
+    card = new_memory_card(records=RECORDS)
+    first = await open_card(InProcessLink(card), state)
+    await first.refresh()
+    await first.close()
+    await fast_sync_writing(card, state, {n: rec(f"Fast {n}") for n in range(1, 7)})
+    # Another terminal overwrites record 2: the next session lists and reads it.
+    await other_terminal_writes(card, {2: rec("Theirs 2")})
+    await fast_sync_writing(card, state, {n: rec(f"Fast {n}") for n in range(7, 10)})
+    # ... and record 4 after that session's commit.
+    await other_terminal_writes(card, {4: rec("Theirs 4")})
+
+    link = Counting(card)
+    later = await open_card(link, state)
+    stats = await later.refresh()
+    assert (stats.full, stats.changed) == (False, 9)
+    assert link.reads == 2  # records 2 and 4; the PDA's list proves the other seven
+    assert later.cached() == await card_records(card)
     await later.close()
