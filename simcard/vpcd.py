@@ -22,7 +22,6 @@ import os
 import select
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -365,15 +364,10 @@ def serve_until_signalled(
 
 
 def configure_stderr_logging(*, debug: bool = False) -> None:
-    """key=value log lines on stderr (stdout stays free), debug lines only when asked."""
+    """Let info lines through (debug ones too with ``debug``), nothing else changed.
+
+    The output stays what the CLI set up for every command (JSON with journald's
+    priorities under systemd, redaction of secrets): only the threshold moves.
+    """
     level = logging.DEBUG if debug else logging.INFO
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=False,
-    )
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
