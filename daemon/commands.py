@@ -97,13 +97,29 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _config_error(exc: Exception) -> None:
+    """Say why the config is unusable: one plain line, or under journald an error entry.
+
+    A plain line on journald's stream is filed at priority info, and is no JSON: then
+    `journalctl -u simsync -p warning` would not show why the service did not start.
+    """
+    from daemon.logs import stderr_is_journal
+
+    if stderr_is_journal():
+        import structlog
+
+        structlog.get_logger("daemon.commands").error("config unusable", error=str(exc))
+    else:
+        print(f"simsync: {exc}", file=sys.stderr)
+
+
 def _load(path: Path) -> Config | None:
     from daemon.config import ConfigError, load_config
 
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(f"simsync: {exc}", file=sys.stderr)
+        _config_error(exc)
         return None
 
 
@@ -120,7 +136,7 @@ def _daemon(args: argparse.Namespace) -> int:
     try:
         read_password_file(config)  # fail now, not at the first connect
     except ConfigError as exc:
-        print(f"simsync: {exc}", file=sys.stderr)
+        _config_error(exc)
         return EX_CONFIG
     notify = Notifier.from_env()
     try:

@@ -176,6 +176,11 @@ def _journal_matches(stream: TextIO) -> bool:
         return False  # no real descriptor (pytest capture, StringIO)
 
 
+def stderr_is_journal() -> bool:
+    """True when stderr is journald's stream for this process (``$JOURNAL_STREAM``)."""
+    return _journal_matches(_stream())
+
+
 def _isatty(stream: TextIO) -> bool:
     try:
         return stream.isatty()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,29 @@ def test_no_pda_configured_says_so_on_stderr_with_exit_78(tmp_path: Path) -> Non
     assert res.stdout == ""
     assert "no [[pda]] table configured" in res.stderr
     assert "None" not in res.stderr
+
+
+def test_a_bad_config_under_journald_is_an_error_entry(tmp_path: Path) -> None:
+    """Under systemd the reason for exit 78 is a JSON line at priority 3 (err).
+
+    A plain line would be filed at priority info: `journalctl -p warning` would hide
+    why the service did not start. Elsewhere it stays the one plain line.
+    """
+    bad = config(tmp_path, "[mqtt\n")
+    argv = [sys.executable, "-m", "daemon.cli", "daemon", "--config", str(bad)]
+    err = tmp_path / "stderr"
+    with err.open("w") as stream:
+        st = os.fstat(stream.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        res = subprocess.run(argv, stderr=stream, env=env, timeout=60, check=False)
+    assert res.returncode == 78
+    prefix, _, text = err.read_text().partition("{")
+    assert prefix == "<3>"
+    line = json.loads("{" + text)
+    assert (line["level"], line["event"]) == ("error", "config unusable")
+    assert str(bad) in line["error"]
+    plain = simsync("daemon", "--config", str(bad))
+    assert (plain.returncode, plain.stderr.startswith(f"simsync: {bad}")) == (78, True)
 
 
 def test_a_card_that_needs_a_pin_without_a_pin_file(tmp_path: Path) -> None:
