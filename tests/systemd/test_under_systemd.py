@@ -67,6 +67,9 @@ def machine(tmp_path: Path) -> Iterator[Machine]:
     m = Machine(tmp_path)
     for unit in ("simsync.service", "simsync-pda.service", "simsync-card.service"):
         m.stage_file(f"/etc/systemd/system/{unit}", (REPO / "systemd" / unit).read_text())
+    # The one change to the units: a watchdog short enough to see pings within the test.
+    dropin = "/etc/systemd/system/simsync.service.d/watchdog.conf"
+    m.stage_file(dropin, "[Service]\nWatchdogSec=2s\n")
     # Users come from systemd-sysusers.service at boot, reading the installed file.
     sysusers = (REPO / "systemd/simsync.sysusers").read_text()
     m.stage_file("/usr/lib/sysusers.d/simsync.conf", sysusers)
@@ -146,6 +149,21 @@ def test_units_run_under_systemd(machine: Machine) -> None:
                     check=False)  # fmt: skip
         assert run.returncode == want, run.stderr
 
+    # A config that does not load: exit 78, said at priority error, and no restart
+    # even scheduled (RestartPreventExitStatus=78: failed, not auto-restart).
+    good = m.path(CONFIG).read_text()
+    m.path(CONFIG).write_text(good + "\n[mqtt\n")
+    assert m.run("systemctl", "start", "simsync.service", check=False).returncode != 0
+    failed = m.show("simsync.service", "ActiveState", "SubState", "ExecMainStatus", "NRestarts")
+    assert failed == {
+        "ActiveState": "failed", "SubState": "failed", "ExecMainStatus": "78", "NRestarts": "0"
+    }  # fmt: skip
+    (why,) = journal_lines(m, "simsync.service")
+    assert (why["level"], why["event"]) == ("error", "config unusable")
+    assert CONFIG in why["error"]
+    m.run("systemctl", "reset-failed", "simsync.service")
+    m.path(CONFIG).write_text(good)
+
     observer = m.stream("mosquitto_sub", "-u", OBSERVER[0], "-P", OBSERVER[1],
                         "-t", f"{ROOT}/#", "-v")  # fmt: skip
     # Type=notify: `systemctl start` returns once the daemon said READY=1.
@@ -153,6 +171,10 @@ def test_units_run_under_systemd(machine: Machine) -> None:
     unit = m.show("simsync.service", "ActiveState", "SubState", "StatusText", "MainPID")
     assert (unit["ActiveState"], unit["SubState"]) == ("active", "running"), unit
     assert "broker connected" in unit["StatusText"]  # the password credential was read
+    # WATCHDOG=1 pings reach systemd (NotifyAccess=main, WATCHDOG_USEC from systemd).
+    pinged = m.show("simsync.service", "WatchdogTimestampMonotonic")
+    wait_until(lambda: m.show("simsync.service", "WatchdogTimestampMonotonic") != pinged,
+               5, "a watchdog ping", step=0.1)  # fmt: skip
     expect(observer, f"{ROOT}/status", state="online", card="present")
 
     # A sync over MQTT: the PIN credential opened the card, Carol went onto it.
@@ -164,7 +186,6 @@ def test_units_run_under_systemd(machine: Machine) -> None:
     # `systemctl reload`: a broken config is refused and said so; a fixed one taken.
     log = m.stream("journalctl", "--follow", "--lines=all", "--output=json",
                    "_SYSTEMD_UNIT=simsync.service")  # fmt: skip
-    good = m.path(CONFIG).read_text()
     m.path(CONFIG).write_text(good + "\n[mqtt\n")
     m.run("systemctl", "reload", "simsync.service")
     refused = json.loads(log.until(lambda line: "config reload failed" in line))
@@ -178,7 +199,8 @@ def test_units_run_under_systemd(machine: Machine) -> None:
     m.path(CONFIG).write_text(good)
     m.run("systemctl", "reload", "simsync.service")
     wait_until(lambda: not refused_in_status(), 10, "STATUS= after a good reload")
-    assert m.show("simsync.service", "MainPID")["MainPID"] == unit["MainPID"]  # no restart
+    restarts = m.show("simsync.service", "MainPID", "NRestarts")
+    assert restarts == {"MainPID": unit["MainPID"], "NRestarts": "0"}  # no restart, no kill
 
     observer_pub(m, {"id": "r2"})
     second = expect(observer, f"{ROOT}/sync/result", id="r2")
@@ -195,14 +217,23 @@ def test_units_run_under_systemd(machine: Machine) -> None:
     manager = m.run("journalctl", "--output=cat", "_PID=1", "UNIT=simsync.service").stdout
     assert "Main process exited, code=exited, status=0/SUCCESS" in manager, manager[-3000:]
 
-    # The journal: every line the daemon wrote is one JSON object, its priority from
-    # the <N> prefix (journald strips it), and no secret in any of them.
-    entries = m.journal("simsync.service")
-    assert entries
-    for entry in entries:
+    # The journal: every line the daemon and the card wrote is one JSON object, its
+    # priority from the <N> prefix (journald strips it), and no secret in any of them.
+    events = [line["event"] for line in journal_lines(m, "simsync.service")]
+    assert events == ["config unusable", "config reload failed; the old config stays"]
+    card_events = [line["event"] for line in journal_lines(m, "simsync-card.service")]
+    assert "vpcd connected" in card_events
+
+
+def journal_lines(m: Machine, unit: str) -> list[dict[str, Any]]:
+    """What the unit's processes logged: each entry a JSON line at its own priority."""
+    lines = []
+    for entry in m.journal(unit):
         line = json.loads(entry["MESSAGE"])
         assert entry["PRIORITY"] == PRIORITY[line["level"]], entry
         assert MQTT_PASSWORD not in entry["MESSAGE"]
+        lines.append(line)
+    return lines
 
 
 def observer_pub(m: Machine, payload: dict[str, Any]) -> None:
