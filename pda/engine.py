@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -45,6 +46,7 @@ from syncproto import (
     RequestedMode,
     State,
     Synced,
+    UpdateContact,
     plan,
     settle,
 )
@@ -52,7 +54,14 @@ from syncproto.codes import ErrorCode
 
 from .cardstate import CardState, CardStateDB, CardStateError
 from .errors import PdaError
-from .store import ContactInfo, ContactNotFoundError, ContactStore, Projection, StoreError
+from .store import (
+    ContactExistsError,
+    ContactInfo,
+    ContactNotFoundError,
+    ContactStore,
+    Projection,
+    StoreError,
+)
 
 __all__ = ["NameFits", "SyncEngine", "SyncEngineError", "SyncOutcome", "prefix_fits"]
 
@@ -135,6 +144,34 @@ class SyncOutcome:
 
 def _projection(e: Entry) -> Projection:
     return Projection(e.name, e.number)
+
+
+class _Entries(Mapping[str, Entry]):
+    """Every contact's projection as the planner's Entry, made only when the planner looks.
+
+    A sync looks at the mapped contacts and at those the card has room for, not at
+    every contact of a large book. `frozen` adds the contacts whose files cannot be
+    read now, as the map remembers them.
+    """
+
+    def __init__(self, contacts: Mapping[str, ContactInfo], frozen: Mapping[str, Entry]) -> None:
+        self._contacts = contacts
+        self._frozen = frozen
+
+    def __getitem__(self, uid: str) -> Entry:
+        info = self._contacts.get(uid)
+        if info is None:
+            return self._frozen[uid]
+        return Entry(info.projection.name, info.projection.number)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._contacts or uid in self._frozen
+
+    def __iter__(self) -> Iterator[str]:
+        return itertools.chain(self._contacts, self._frozen)
+
+    def __len__(self) -> int:
+        return len(self._contacts) + len(self._frozen)
 
 
 class SyncEngine:
@@ -262,18 +299,16 @@ class SyncEngine:
         alert, mode = self._alert, self.session.mode
         assert alert is not None
         assert mode is not None
-        pda = {u: Entry(c.projection.name, c.projection.number) for u, c in self._contacts.items()}
         # A mapped contact whose file cannot be read now is not a deletion: it counts
         # as unchanged, and nothing is written to its file (the person's to repair).
         frozen = {
-            s.uid
+            s.uid: s.pda
             for s in self._synced.values()
-            if s.uid not in pda and self.store.unreadable(s.uid)
+            if s.uid not in self._contacts and self.store.unreadable(s.uid)
         }
-        for s in self._synced.values():
-            if s.uid in frozen:
-                pda[s.uid] = s.pda
-                log.warning("contact file unreadable: left alone", uid=s.uid)
+        for uid in frozen:
+            log.warning("contact file unreadable: left alone", uid=uid)
+        pda = _Entries(self._contacts, frozen)
         self._plan = plan(
             mode=mode,
             card=self._card,
@@ -288,23 +323,28 @@ class SyncEngine:
             # skipped and counted, instead of costing a Put (and a search) each.
             capacity=self._room(alert, mode),
         )
-        for a in self._plan.to_pda:
-            if a.uid in frozen:
-                continue
-            if isinstance(a, CreateContact):
-                if self.store.get(a.uid) is None:
-                    self.store.create(_projection(a.entry), uid=a.uid)
-                else:  # made by an attempt that crashed: rewrite, do not copy
-                    self.store.update_projection(a.uid, _projection(a.entry))
-            elif isinstance(a, DeleteContact):
-                with contextlib.suppress(ContactNotFoundError):  # gone already: goal reached
-                    self.store.delete(a.uid)
-            else:
-                try:
-                    self.store.update_projection(a.uid, _projection(a.entry))
-                except ContactNotFoundError:
-                    self.store.create(_projection(a.entry), uid=a.uid)
+        with self.store.batch():  # the store's bookkeeping of these writes: one transaction
+            for a in self._plan.to_pda:
+                if a.uid not in frozen:
+                    self._apply(a)
         return self._plan.ops()
+
+    def _apply(self, a: CreateContact | UpdateContact | DeleteContact) -> None:
+        """One change from the card into the store (idempotent: a repeated sync is harmless)."""
+        if isinstance(a, DeleteContact):
+            with contextlib.suppress(ContactNotFoundError):  # gone already: goal reached
+                self.store.delete(a.uid)
+            return
+        # This session's scan says whether the contact exists (no second look per contact);
+        # one made by an attempt that crashed is rewritten, not copied.
+        if isinstance(a, CreateContact) and a.uid not in self._contacts:
+            with contextlib.suppress(ContactExistsError):
+                self.store.create(_projection(a.entry), uid=a.uid)
+                return
+        try:
+            self.store.update_projection(a.uid, _projection(a.entry))
+        except ContactNotFoundError:
+            self.store.create(_projection(a.entry), uid=a.uid)
 
     def _room(self, alert: Alert, mode: Mode) -> int:
         """Empty records on the card before this sync's ops, as well as the phone knows."""

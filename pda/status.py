@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +33,14 @@ class StatusCorruptError(StoreError):
     """The status DB could not be read; the store rebuilds it from the files."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatusRow:
-    """What one .vcf file was when it was last read."""
+    """What one .vcf file was when it was last read.
+
+    The file counts as unchanged while its stat key (size, mtime_ns, inode) is the
+    same and `mtime_ns` lies more than RACY_WINDOW_NS before `checked_ns`
+    (`VdirStore.scan` checks this inline, once per file per scan).
+    """
 
     filename: str
     uid: str
@@ -46,14 +51,6 @@ class StatusRow:
     name: str
     number: str | None
     checked_ns: int  # wall clock when the stat key was taken
-
-    def same_stat(self, size: int, mtime_ns: int, inode: int) -> bool:
-        """True when the stat key matches and is old enough to be trusted."""
-        return (self.size, self.mtime_ns, self.inode) == (
-            size,
-            mtime_ns,
-            inode,
-        ) and self.mtime_ns < self.checked_ns - RACY_WINDOW_NS
 
 
 def _key(filename: str) -> str | bytes:
@@ -79,6 +76,8 @@ class StatusTable:
         self.path = path
         self.store_id = store_id
         self.rebuilds = 0  # how often a bad or foreign DB was thrown away (tests, logs)
+        self.loads = 0  # how often every row was read (tests: a server reads them once)
+        self.writes = 0  # transactions that changed rows (tests: one per sync's own writes)
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -119,6 +118,7 @@ class StatusTable:
 
     def load(self) -> dict[str, StatusRow]:
         """Every row by file name; an unreadable DB is deleted and rebuilt empty."""
+        self.loads += 1
         try:
             return self._load()
         except StatusCorruptError:
@@ -135,8 +135,17 @@ class StatusTable:
         except TypeError as exc:  # a row of the wrong shape: treat like corruption
             raise StatusCorruptError(f"{self.path}: {exc}") from exc
 
-    def apply(self, upserts: Iterable[StatusRow], deletes: Iterable[str]) -> None:
-        """Write new/changed rows and drop rows of vanished files, in one transaction."""
+    def apply(
+        self,
+        upserts: Iterable[StatusRow],
+        deletes: Iterable[str],
+        everything: Callable[[], Iterable[StatusRow]] | None = None,
+    ) -> None:
+        """Write new/changed rows and drop rows of vanished files, in one transaction.
+
+        Should the DB turn out unreadable, it is rebuilt holding `everything()` (the
+        caller's whole table, when it keeps one) or else just `upserts`.
+        """
         upserts, deletes = list(upserts), list(deletes)
         if not upserts and not deletes:
             return
@@ -146,7 +155,7 @@ class StatusTable:
             # Losing the cache only costs a re-parse; the files stay the truth.
             self._discard()
             self._load()
-            self._apply(upserts, [])
+            self._apply(list(everything()) if everything is not None else upserts, [])
 
     def _apply(self, upserts: list[StatusRow], deletes: list[str]) -> None:
         with self._connect() as conn:
@@ -171,6 +180,7 @@ class StatusTable:
                 ],
             )
             conn.execute("COMMIT")
+        self.writes += 1
 
     def _discard(self) -> None:
         self.rebuilds += 1

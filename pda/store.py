@@ -11,11 +11,13 @@ must survive (see DESIGN.md, "Nothing lost").
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
 import uuid
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Projection:
     """What a contact looks like to the card: its formatted name and one number.
 
@@ -50,7 +52,7 @@ class Projection:
     number: str | None  # None: the contact has no number (it stays on the PDA, counted as skipped)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContactInfo:
     """One contact as the sync engine sees it."""
 
@@ -128,6 +130,14 @@ class ContactStore(Protocol):
 
     def delete(self, uid: str) -> None:
         """Remove a contact (ContactNotFoundError when there is none)."""
+        ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Changes made inside share one write of the store's own bookkeeping.
+
+        The contacts themselves are written at once, as outside; a sync wraps its
+        changes in one batch so its status-table writes are one transaction.
+        """
         ...
 
 
@@ -265,6 +275,10 @@ class MemoryStore:
         """Remove a contact."""
         if self._contacts.pop(uid, None) is None:
             raise ContactNotFoundError(f"no contact {uid!r}")
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Nothing to batch: a memory store keeps no bookkeeping."""
+        return contextlib.nullcontext()
 
     def extra(self, uid: str) -> tuple[tuple[str, str], ...]:
         """The non-projection fields of a contact (for tests of "nothing lost")."""

@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +101,18 @@ class VdirStore:
         # Bad files are not in the status DB (it only holds usable cards); remembered here so
         # a scan does not re-parse them while they stay as they are.
         self._bad_seen: dict[str, tuple[tuple[int, int, int], BadContact]] = {}
+        # The status table, kept in memory once loaded (a long-running server reads the
+        # SQLite file once, then only what the stat loop says changed), and what it gives:
+        self._rows: dict[str, StatusRow] | None = None  # file name -> row
+        # file name -> stat key of the row, None while the row is racy (checked by content)
+        self._trusted: dict[str, tuple[int, int, int] | None] = {}
         self._index: dict[str, StatusRow] | None = None  # uid -> row, from the last scan
+        self._contacts: dict[str, ContactInfo] = {}  # uid -> contact, as `_index`
+        self._duplicates: list[BadContact] = []  # files whose UID another file holds
+        self._stale = False  # `_index` must be rebuilt from `_rows` at the next scan
+        # Status-table writes wait here inside `batch()`: one transaction for them all.
+        self._batch_depth = 0
+        self._pending: dict[str, StatusRow | None] = {}  # file name -> row (None: delete)
         self._logged: set[tuple[str, str]] = set()  # (file, reason) of set-aside files logged
         self.store_id: str = self._load_store_id()
         self._status = StatusTable(self._status_path, self.store_id)
@@ -128,7 +140,8 @@ class VdirStore:
         if store_id != self.store_id:  # the vdir was wiped and re-created under us
             self.store_id = store_id
             self._status = StatusTable(self._status_path, store_id)
-            self._index = None
+            self._rows = self._index = None
+            self._pending.clear()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -164,19 +177,36 @@ class VdirStore:
         named after it (else the first by name) wins and the other is listed as bad.
         A bad file keeps the status row it had when it was last good, so the uid it
         held is known (and not taken for deleted) also by a later process.
+
+        The status table is read from SQLite once per store object and then kept in
+        memory: a scan costs one `stat` per file, and reads only the files whose stat
+        key changed (the store's own writes are recorded as they happen).
         """
         self._refresh_store_id()
         now_ns = time.time_ns()  # taken before any stat: rows are racy relative to it
-        old_rows = self._status.load()
-        entries: list[tuple[str, tuple[int, int, int]]] = []
+        if self._rows is None:
+            self._rows, self._trusted = {}, {}
+            for row in self._status.load().values():
+                self._put_row(row)
+            self._index = None
+        rows = self._rows
+        # The stat loop: one stat per file, compared with the row's key. A row left in
+        # `unseen` at the end is a file that is gone.
+        unseen = dict(self._trusted)
+        pop = unseen.pop
+        changed: list[tuple[str, tuple[int, int, int]]] = []
         bad: list[BadContact] = []
-        bad_seen: dict[str, tuple[tuple[int, int, int], BadContact]] = {}
         try:
             with os.scandir(self.path) as listing:
                 for e in listing:
-                    if not e.name.endswith(".vcf") or e.name.startswith("."):
+                    name = e.name
+                    if not name.endswith(".vcf") or name.startswith("."):
                         continue
-                    if (odd := bad_entry(self.path, e)) is not None:
+                    try:
+                        regular = e.is_file()
+                    except OSError:
+                        regular = False
+                    if not regular and (odd := bad_entry(self.path, e)) is not None:
                         bad.append(odd)
                         continue
                     try:
@@ -186,17 +216,17 @@ class VdirStore:
                     except OSError as exc:  # one odd file never stops the scan
                         bad.append(BadContact(shown(e.path), f"cannot stat: {exc.strerror}"))
                         continue
-                    entries.append((e.name, (st.st_size, st.st_mtime_ns, st.st_ino)))
+                    key = (st.st_size, st.st_mtime_ns, st.st_ino)
+                    if pop(name, None) != key:
+                        changed.append((name, key))
         except OSError as exc:
             raise StoreIOError(f"{self.path}: cannot list the vdir: {exc}") from exc
-        entries.sort()
-        rows: dict[str, StatusRow] = {}
+        changed.sort()
         upserts: list[StatusRow] = []
-        for name, key in entries:
-            old = old_rows.get(name)
-            if old is not None and old.same_stat(*key):
-                rows[name] = old
-                continue
+        gone = list(unseen)
+        bad_seen: dict[str, tuple[tuple[int, int, int], BadContact]] = {}
+        for name, key in changed:
+            old = rows.get(name)
             seen = self._bad_seen.get(name)
             if seen is not None and seen[0] == key and key[1] < now_ns - RACY_WINDOW_NS:
                 bad.append(seen[1])
@@ -204,36 +234,107 @@ class VdirStore:
                 continue
             try:
                 got = self._read(name, now_ns, old)
-            except BadContact as exc:
+            except BadContact as exc:  # a bad file keeps its row: the uid it last held
                 bad.append(exc)
                 bad_seen[name] = (key, exc)
                 continue
             if got is not None:
-                rows[name] = got.row
                 upserts.append(got.row)
-        kept = {name for name in bad_seen if name in old_rows}  # the uid a bad file last held
-        gone = [name for name in old_rows if name not in rows and name not in kept]
-        index: dict[str, StatusRow] = {}
-        for name, row in rows.items():
-            other = index.get(row.uid)
-            if other is not None:
-                keep, drop = (row, other) if name == uid_filename(row.uid) else (other, row)
-                bad.append(
-                    BadContact(
-                        shown(self.path / drop.filename),
-                        f"duplicate UID {row.uid!r}, also in {shown(keep.filename)}",
-                        uids=(row.uid,),
-                    )
-                )
-                index[row.uid] = keep
-            else:
-                index[row.uid] = row
-        self._status.apply(upserts, gone)
+            elif old is not None:  # vanished since the listing
+                gone.append(name)
+        changes: list[tuple[StatusRow | None, StatusRow | None]] = [
+            (rows.get(row.filename), row) for row in upserts
+        ]
+        changes += [(rows[name], None) for name in gone]
+        for name in gone:
+            self._drop_row(name)
+        for row in upserts:
+            self._put_row(row)
+        self._save(upserts, gone)
+        if bad_seen.keys() != self._bad_seen.keys() or not self._update_index(changes):
+            self._build_index(bad_seen)
+        bad.extend(self._duplicates)
         self._log_new(bad)
         self.bad_files = bad
         self._bad_seen = bad_seen
-        self._index = index
-        return {uid: _info(row) for uid, row in index.items()}
+        return dict(self._contacts)
+
+    def _put_row(self, row: StatusRow) -> None:
+        assert self._rows is not None
+        self._rows[row.filename] = row
+        # A file changed within RACY_WINDOW_NS of being recorded may change again in the
+        # same timestamp tick unseen: its row is not trusted until a later scan records it.
+        trusted = row.mtime_ns < row.checked_ns - RACY_WINDOW_NS
+        self._trusted[row.filename] = (row.size, row.mtime_ns, row.inode) if trusted else None
+
+    def _drop_row(self, name: str) -> None:
+        assert self._rows is not None
+        del self._rows[name]
+        del self._trusted[name]
+
+    def _update_index(self, changes: list[tuple[StatusRow | None, StatusRow | None]]) -> bool:
+        """Apply a scan's (old row, new row) changes to the index and contacts in place.
+
+        Only the plain cases: a file edited keeping its uid, a new file with a new uid,
+        a file gone. False (nothing changed) when only a rebuild is sure to be right.
+        """
+        index = self._index
+        if index is None or self._stale or self._duplicates:
+            return False
+        new_uids: set[str] = set()
+        for old, new in changes:
+            if old is not None and index.get(old.uid) is not old:
+                return False
+            if new is not None and old is None and (new.uid in index or new.uid in new_uids):
+                return False
+            if old is not None and new is not None and old.uid != new.uid:
+                return False
+            if new is not None:
+                new_uids.add(new.uid)
+        for old, new in changes:
+            if new is not None:
+                index[new.uid] = new
+                self._contacts[new.uid] = _info(new)
+            elif old is not None:
+                del index[old.uid], self._contacts[old.uid]
+        return True
+
+    def _build_index(self, bad: Mapping[str, object]) -> None:
+        """uid -> row and uid -> contact from the rows of readable files (dups set aside)."""
+        assert self._rows is not None
+        index: dict[str, StatusRow] = {}
+        clashes: list[StatusRow] = []
+        for name, row in self._rows.items():
+            if bad and name in bad:  # set aside now: its row only remembers its uid
+                continue
+            if index.setdefault(row.uid, row) is not row:
+                clashes.append(row)
+        duplicates: list[BadContact] = []
+        groups: dict[str, list[StatusRow]] = {}
+        for row in clashes:
+            groups.setdefault(row.uid, [index[row.uid]]).append(row)
+        for uid, group in groups.items():
+            # The file named after the uid wins, else the first by name (in any scan order).
+            named = uid_filename(uid)
+            keep = index[uid] = min(group, key=lambda r: (r.filename != named, r.filename))
+            duplicates.extend(
+                BadContact(
+                    shown(self.path / row.filename),
+                    f"duplicate UID {uid!r}, also in {shown(keep.filename)}",
+                    uids=(uid,),
+                )
+                for row in sorted(group, key=_by_name)
+                if row is not keep
+            )
+        # A contact whose content hash is the same is the same contact: keep its object.
+        old = self._contacts
+        contacts: dict[str, ContactInfo] = {}
+        for uid, row in index.items():
+            info = old.get(uid)
+            contacts[uid] = info if info is not None and info.etag == row.etag else _info(row)
+        self._index, self._contacts = index, contacts
+        self._duplicates = duplicates
+        self._stale = False
 
     def _log_new(self, bad: list[BadContact]) -> None:
         """Log each set-aside file once while it stays as it is (not at every scan)."""
@@ -332,9 +433,7 @@ class VdirStore:
             raise ContactNotFoundError(f"no contact {uid!r}") from None
         except OSError as exc:
             raise StoreIOError(f"cannot delete {shown(located.row.filename)}: {exc}") from exc
-        self._status.apply([], [located.row.filename])
-        if self._index is not None:
-            self._index.pop(uid, None)
+        self._forget(located.row)
 
     def _after_write(self, filename: str) -> None:
         """Record our own write in the status table, so the next scan does not re-parse it."""
@@ -343,9 +442,72 @@ class VdirStore:
             self._remember(got.row)
 
     def _remember(self, row: StatusRow) -> None:
-        self._status.apply([row], [])
-        if self._index is not None:
-            self._index[row.uid] = row
+        """A row this store read or wrote outside a scan: into memory and the status table."""
+        self._save([row], [])
+        if self._rows is None or self._index is None:
+            return
+        old = self._rows.get(row.filename)
+        self._put_row(row)
+        if (old is not None and old.uid != row.uid) or self._duplicates:
+            self._stale = True  # the uid a file holds moved: let the next scan sort it out
+        self._index[row.uid] = row
+        self._contacts[row.uid] = _info(row)
+
+    def _forget(self, row: StatusRow) -> None:
+        """The file of `row` was deleted by this store."""
+        self._save([], [row.filename])
+        if self._rows is None or self._index is None:
+            return
+        if row.filename in self._rows:
+            self._drop_row(row.filename)
+        self._index.pop(row.uid, None)
+        self._contacts.pop(row.uid, None)
+        if self._duplicates:
+            self._stale = True  # another file holding the uid may take its place
+
+    # -- the status table on disk -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Write the status rows of every change made inside in one SQLite transaction.
+
+        The files are written at once as always; only their status rows wait. Should
+        the process die before the end, those files are read again by the next scan
+        (the table is a cache: it costs a read, never a wrong answer).
+        """
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if self._batch_depth == 0 and self._pending:
+                pending, self._pending = self._pending, {}
+                self._status.apply(
+                    [r for r in pending.values() if r is not None],
+                    [name for name, r in pending.items() if r is None],
+                    everything=self._all_rows,
+                )
+
+    def _save(self, upserts: list[StatusRow], deletes: list[str]) -> None:
+        if self._batch_depth:
+            self._pending.update((name, None) for name in deletes)
+            self._pending.update((r.filename, r) for r in upserts)
+        else:
+            self._status.apply(upserts, deletes, everything=self._all_rows)
+
+    def _all_rows(self) -> list[StatusRow]:
+        """Every row held in memory (what a rebuilt status table is refilled with)."""
+        return [] if self._rows is None else list(self._rows.values())
+
+    @property
+    def status_loads(self) -> int:
+        """How often the status table was read from SQLite (once, unless rebuilt or wiped)."""
+        return self._status.loads
+
+    @property
+    def status_writes(self) -> int:
+        """Transactions that changed the status table on disk so far."""
+        return self._status.writes
 
     def _write(
         self, target: Path, data: bytes, *, exclusive: bool = False, expect: StatusRow | None = None
@@ -372,6 +534,10 @@ class VdirStore:
                 raise ContactChangedError(f"{shown(target)} changed while being updated")
 
         write_atomic(target, data, exclusive=exclusive, check=unchanged)
+
+
+def _by_name(row: StatusRow) -> str:
+    return row.filename
 
 
 def _info(row: StatusRow) -> ContactInfo:

@@ -192,7 +192,7 @@ class _Builder:
     to_pda: list[PdaAction] = field(default_factory=list)
     deletes: list[CardAction] = field(default_factory=list)
     puts: list[CardAction] = field(default_factory=list)
-    new_uids: list[str] = field(default_factory=list)  # contacts for free records
+    new_uids: list[str] = field(default_factory=list)  # contacts waiting for free records
     synced: dict[int, Synced] = field(default_factory=dict)
     conflicts: int = 0
     skipped: list[str] = field(default_factory=list)
@@ -224,12 +224,8 @@ class _Builder:
         self.to_pda.append(CreateContact(uid, record, contact))
         self.keep(record, uid, card, contact)
 
-    def put(self, uid: str, record: int | None, pda: Entry, fallback: Synced | None) -> None:
-        if record is None:
-            assert fallback is None  # a new record has no map entry to fall back on
-            self.new_uids.append(uid)
-        else:
-            self.puts.append(CardPut(uid, record, pda, fallback))
+    def put(self, uid: str, record: int, pda: Entry, fallback: Synced | None) -> None:
+        self.puts.append(CardPut(uid, record, pda, fallback))
 
     def pair(self, r: int, s: Synced, c: Entry, p: Entry, policy: Policy) -> None:
         """Both the record and its contact still exist."""
@@ -327,13 +323,22 @@ def plan(
             else:
                 b.orphan_contacts.append((s.uid, r))
     _match_unmapped(b, now, synced, mapped)
-    new = b.new_uids
+    room = len(b.new_uids)
     if capacity is not None:
         # Writes by number into records that are empty now use up free records too.
         into_empty = sum(1 for a in b.puts if isinstance(a, CardPut) and a.record not in now)
         room = max(0, capacity + len(b.deletes) - into_empty)
-        b.skipped.extend(new[room:])
-        new = new[:room]
+    # Contacts waiting for a free record, by uid: the first `room` with a number get one;
+    # the rest wait (skipped, counted), unlooked-at: a full card costs nothing per contact.
+    new: list[str] = []
+    for i, u in enumerate(b.new_uids):
+        if len(new) >= room:
+            b.skipped.extend(b.new_uids[i:])
+            break
+        if pda[u].number is None:
+            b.skipped.append(u)
+        else:
+            new.append(u)
     new_puts = [CardPut(u, None, pda[u], None) for u in new]
     return Plan(
         mode,
@@ -368,16 +373,19 @@ def _match_unmapped(
     records: dict[int, str | None] = dict(b.orphan_records)
     records.update((r, None) for r in sorted(now) if r not in synced)
     contacts: dict[str, int | None] = dict(b.orphan_contacts)
-    contacts.update((u, None) for u in sorted(b.pda.keys() - mapped))
+    contacts.update(dict.fromkeys(sorted(u for u in b.pda if u not in mapped)))
     if records and contacts:  # content matching needs someone to match on both sides
         _pair_by_content(b, now, records, contacts)
     for r, uid in sorted(records.items()):
         b.create(r, now[r], uid)
-    # By uid (already so, unless orphans came first).
-    todo = sorted(contacts.items()) if b.orphan_contacts else contacts.items()
-    for u, slot in todo:
-        if b.pda[u].number is None and slot is None:
-            b.skipped.append(u)
+    # By uid (already so, unless orphans came first). Contacts without a slot only queue
+    # for a free record here: `plan` looks at them only while the card has room.
+    if not b.orphan_contacts:
+        b.new_uids = list(contacts)
+        return
+    for u, slot in sorted(contacts.items()):
+        if slot is None:
+            b.new_uids.append(u)
         else:
             b.put(u, slot, b.pda[u], None)
 
