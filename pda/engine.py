@@ -240,7 +240,10 @@ class SyncEngine:
         if isinstance(msg, CardData):
             for e in msg.entries:
                 self._card[e.record] = (
-                    Entry(e.name, e.number or None) if isinstance(e, CardRecord) else None
+                    # A blank name is no name (as the phone reads one): never a contact's name.
+                    Entry(e.name if e.name.strip() else "", e.number or None)
+                    if isinstance(e, CardRecord)
+                    else None
                 )
             return None if msg.more else self._plan_and_apply()
         if isinstance(msg, Applied):

@@ -352,14 +352,19 @@ def plan(
 
 
 def _once_per_name(fits: Callable[[str], str]) -> Callable[[str], str]:
-    """`fits`, asked at most once per distinct name during one plan."""
+    """`fits`, asked at most once per distinct name during one plan.
+
+    A name whose fitted prefix is blank ("  ж" in 5 bytes of UCS2 keeps "  ") is no
+    name on the card: the phone reads a blank name as none, so it is offered as none.
+    """
     memo: dict[str, str] = {}
 
     def cached(name: str) -> str:
         try:
             return memo[name]
         except KeyError:
-            out = memo[name] = fits(name)
+            out = fits(name)
+            out = memo[name] = out if out.strip() else ""
             return out
 
     return cached

@@ -371,3 +371,21 @@ def test_done_counts_set_aside_files_for_a_11_phone_and_not_for_a_10_one(
     assert old.set_aside is None
     assert e.outcome is not None
     assert e.outcome.set_aside == 1  # the PDA's own log still counts it
+
+
+def test_a_blank_card_name_from_the_phone_is_no_name(state: CardStateDB) -> None:
+    """A phone that sends a name of blanks (another terminal's) does not stop the sync.
+
+    The PDA reads it as the phone's codec does: no name, so the contact is named by
+    its number (a contact named "  " is one the store refuses).
+    """
+    card = FakeCard(records=5, alpha_len=8)
+    card.add("  ", "5551")
+    store = MemoryStore()
+    done = sync(card, engine(store, state))
+    assert done is not None
+    assert done.added == 1
+    assert [c.projection for c in store.scan().values()] == [Projection("5551", "5551")]
+    again = sync(card, engine(store, state))
+    assert again is not None
+    assert (again.added, again.modified, again.deleted) == (0, 0, 0)
