@@ -11,15 +11,11 @@ import datetime
 import hashlib
 import os
 import re
+import ssl
 import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import BadDeviceId, IdentityError
 
@@ -99,7 +95,7 @@ class Identity:
         try:
             mode = key_path.stat().st_mode
             cert_pem = cert_path.read_bytes()
-            key_pem = key_path.read_bytes()
+            key_path.read_bytes()  # readable (OpenSSL below would only say "PEM lib")
         except OSError as exc:
             raise IdentityError(f"cannot read the device identity: {exc}") from exc
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -107,18 +103,39 @@ class Identity:
                 f"{key_path} is accessible by other users (mode {stat.S_IMODE(mode):04o}); "
                 f"run: chmod 600 {key_path}"
             )
+        # OpenSSL reads both files as TLS will, and checks the key is the certificate's;
+        # the DER is the PEM block's base64. cryptography's x509 (~85 ms to import) is
+        # needed only to make an identity, not to use one.
         try:
-            cert = x509.load_pem_x509_certificate(cert_pem)
-            key = serialization.load_pem_private_key(key_pem, password=None)
-        except ValueError as exc:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(cert_path, key_path)
+            der = _der(cert_pem)
+        except ssl.SSLError as exc:
+            if exc.reason == "KEY_VALUES_MISMATCH":
+                raise IdentityError(
+                    f"{key_path} does not belong to the certificate {cert_path}"
+                ) from exc
             raise IdentityError(f"corrupt device identity in {cert_path.parent}: {exc}") from exc
-        if key.public_key() != cert.public_key():
-            raise IdentityError(f"{key_path} does not belong to the certificate {cert_path}")
-        der = cert.public_bytes(serialization.Encoding.DER)
+        except (OSError, ValueError) as exc:
+            raise IdentityError(f"corrupt device identity in {cert_path.parent}: {exc}") from exc
         return cls(cert_path, key_path, der, device_id_of(der))
 
 
+def _der(cert_pem: bytes) -> bytes:
+    """The DER bytes of the first certificate in a PEM file (ValueError if there is none)."""
+    text = cert_pem.decode("ascii", "replace")
+    start = text.find(ssl.PEM_HEADER)
+    end = text.find(ssl.PEM_FOOTER, start)
+    if start < 0 or end < 0:
+        raise ValueError("no PEM certificate block")
+    return ssl.PEM_cert_to_DER_cert(text[start : end + len(ssl.PEM_FOOTER)])
+
+
 def _make_pair() -> tuple[bytes, bytes]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "simsync device")])
     now = datetime.datetime.now(datetime.UTC)

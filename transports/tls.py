@@ -26,8 +26,6 @@ import contextlib
 import ssl
 from collections.abc import Iterable
 
-from cryptography import x509
-
 from .base import DEFAULT_MAX_FRAME, FrameLink, check_max_frame
 from .errors import (
     FramingError,
@@ -123,12 +121,17 @@ async def _pair_check(link: FrameLink, identity: Identity, allowed: frozenset[st
     if not hello.startswith(_HELLO):
         raise HandshakeFailed(f"{link.peer} is not a simsync TLS peer (bad pairing hello)")
     peer_der = hello[len(_HELLO) :]
-    try:
-        x509.load_der_x509_certificate(peer_der)
-    except ValueError as exc:
-        raise HandshakeFailed(f"{link.peer} sent a malformed certificate: {exc}") from exc
     peer_id = device_id_of(peer_der)
     paired = peer_id in allowed
+    if not paired:
+        # A pinned fingerprint is the paired certificate itself (SHA-256); only bytes
+        # from a stranger are parsed, to tell a malformed certificate from an unpaired one.
+        from cryptography import x509
+
+        try:
+            x509.load_der_x509_certificate(peer_der)
+        except ValueError as exc:
+            raise HandshakeFailed(f"{link.peer} sent a malformed certificate: {exc}") from exc
     await _send_hs(link, _ACCEPT if paired else _REFUSE, "the pairing verdicts")
     # Wait for the peer's verdict even when refusing: closing with its verdict unread
     # could make TCP reset the connection and swallow our own refusal on its way.

@@ -8,6 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from transports import BadDeviceId, Identity, IdentityError, normalize_device_id
 from transports.identity import CERT_FILE, KEY_FILE
@@ -24,6 +26,9 @@ def test_identity_is_created_once_and_stable_across_reloads(key_dir: Path) -> No
     assert normalize_device_id(first.device_id) == first.device_id
     pem = (key_dir / CERT_FILE).read_text()
     assert first.device_id == hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+    # Byte for byte the id devices were paired with when cryptography computed it.
+    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+    assert (again.cert_der, again.device_id) == (der, hashlib.sha256(der).hexdigest())
 
 
 def test_key_file_is_private(key_dir: Path) -> None:
