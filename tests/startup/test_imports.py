@@ -38,6 +38,15 @@ def loaded(tmp_path: Path, *args: str, code: int = 0) -> set[str]:
     return set(json.loads(out.read_text()))
 
 
+def pda_serve(pda: Path, *module: str) -> subprocess.Popen[str]:
+    """``python -m MODULE... pda serve PDA`` on a free port; it prints "listening URL ID"."""
+    return subprocess.Popen(
+        [sys.executable, "-m", *module, "pda", "serve", str(pda), "--listen", "tcp://127.0.0.1:0"],
+        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+
+
 def test_help_loads_no_room_but_the_daemons_parser(tmp_path: Path) -> None:
     modules = loaded(tmp_path, "--help")
     heavy = {"asyncio", "structlog", "importlib.metadata", "json", "ssl"}
@@ -71,12 +80,7 @@ def test_pda_serve_never_loads_pyscard_or_the_card_emulator(tmp_path: Path) -> N
     pda = tmp_path / "pda"
     loaded(tmp_path, "pda", "init", str(pda))
     out = tmp_path / "serve.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.startup.probe", str(out), "pda", "serve", str(pda),
-         "--listen", "tcp://127.0.0.1:0"],
-        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        text=True,
-    )  # fmt: skip
+    proc = pda_serve(pda, "tests.startup.probe", str(out))
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().startswith("listening ")  # the server is up
@@ -161,12 +165,7 @@ def test_a_whole_sync_with_an_identity_never_loads_x509(tmp_path: Path) -> None:
     (tmp_path / "pin").write_text("0000\n")
     simsync(tmp_path, "card", "init", str(image))
     simsync(tmp_path, "pda", "init", str(pda))
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "pda", "serve", str(pda),
-         "--listen", "tcp://127.0.0.1:0"],
-        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        text=True,
-    )  # fmt: skip
+    serve = pda_serve(pda, "daemon.cli")
     try:
         assert serve.stdout is not None
         _, url, pda_id = serve.stdout.readline().split()
