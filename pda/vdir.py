@@ -197,7 +197,12 @@ class VdirStore:
         changed: list[tuple[str, tuple[int, int, int]]] = []
         bad: list[BadContact] = []
         try:
-            with os.scandir(self.path) as listing:
+            # By a descriptor: each stat resolves one name, not the whole path again.
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StoreIOError(f"{self.path}: cannot list the vdir: {exc}") from exc
+        try:
+            with os.scandir(fd) as listing:
                 for e in listing:
                     name = e.name
                     if not name.endswith(".vcf") or name.startswith("."):
@@ -214,13 +219,16 @@ class VdirStore:
                     except FileNotFoundError:  # gone since the listing
                         continue
                     except OSError as exc:  # one odd file never stops the scan
-                        bad.append(BadContact(shown(e.path), f"cannot stat: {exc.strerror}"))
+                        why = f"cannot stat: {exc.strerror}"
+                        bad.append(BadContact(shown(self.path / name), why))
                         continue
                     key = (st.st_size, st.st_mtime_ns, st.st_ino)
                     if pop(name, None) != key:
                         changed.append((name, key))
         except OSError as exc:
             raise StoreIOError(f"{self.path}: cannot list the vdir: {exc}") from exc
+        finally:
+            os.close(fd)
         changed.sort()
         upserts: list[StatusRow] = []
         gone = list(unseen)

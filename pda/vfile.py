@@ -153,7 +153,7 @@ def bad_entry(directory: Path, entry: os.DirEntry[str]) -> BadContact | None:
     except OSError:  # ELOOP and the like: judged below
         pass
     try:
-        if entry.is_symlink() and not os.path.exists(entry.path):
+        if entry.is_symlink() and not os.path.exists(directory / entry.name):
             what = "a link to nothing (its target is missing, or links loop)"
         else:
             what = "a directory" if entry.is_dir() else "not a regular file"
