@@ -6,7 +6,7 @@ every contact of a 10,000-contact book took a second. These count calls, never t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
@@ -42,7 +42,7 @@ def book() -> tuple[dict[str, Entry], dict[int, Synced]]:
 
 
 def run(
-    pda: dict[str, Entry],
+    pda: Mapping[str, Entry],
     synced: dict[int, Synced],
     card: dict[int, Entry | None],
     fits: Callable[[str], str],
@@ -131,3 +131,37 @@ def test_a_put_into_a_record_emptied_on_the_card_uses_up_a_free_record() -> None
     puts = [a for a in p.to_card if isinstance(a, CardPut)]
     assert [(a.uid, a.record) for a in puts] == [(uid, 1)]  # modified wins, back into record 1
     assert len(p.skipped) == BOOK - CARD
+
+
+class Looked(Mapping[str, Entry]):
+    """The PDA's contacts, counting the ones the planner looks at (the engine makes an
+    Entry only for those: its contacts are a lazy mapping over the store's)."""
+
+    def __init__(self, entries: dict[str, Entry]) -> None:
+        self.entries = entries
+        self.looked: set[str] = set()
+
+    def __getitem__(self, uid: str) -> Entry:
+        self.looked.add(uid)
+        return self.entries[uid]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+@pytest.mark.parametrize(("capacity", "k"), [(0, 0), (0, 5), (3, 5)])
+def test_a_fast_sync_looks_at_the_mapped_contacts_and_the_room_not_the_book(
+    capacity: int, k: int
+) -> None:
+    pda, synced = book()
+    for r in range(1, k + 1):
+        uid = synced[r].uid
+        pda[uid] = Entry(f"Renamed person {r}", pda[uid].number)
+    looked = Looked(pda)
+    p = run(looked, synced, {}, CountingFits(), capacity=capacity)
+    # The card's contacts and as many waiting ones as there is room for: not 4,970 more.
+    assert len(looked.looked) == CARD + capacity
+    assert len(p.skipped) == BOOK - CARD - capacity  # the others still counted, exactly
