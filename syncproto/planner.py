@@ -112,10 +112,16 @@ class CardPut:
 
 @dataclass(frozen=True)
 class CardDelete:
-    """Empty a record whose contact a person deleted on the PDA."""
+    """Empty a record whose contact a person deleted on the PDA.
+
+    `stays` names a contact that was not deleted but keeps nothing the card can hold
+    (no number, and a name that fits as blanks): it stays on the PDA only, and is
+    counted skipped like any contact without a number.
+    """
 
     record: int
     fallback: Synced
+    stays: str | None = None
 
 
 CardAction = CardPut | CardDelete
@@ -225,6 +231,13 @@ class _Builder:
         self.keep(record, uid, card, contact)
 
     def put(self, uid: str, record: int, pda: Entry, fallback: Synced | None) -> None:
+        if pda.number is None and not self.fits(pda.name):
+            # Written, the record would be empty: the contact leaves the card instead.
+            if fallback is None:  # its record is empty already
+                self.skipped.append(uid)
+            else:
+                self.deletes.append(CardDelete(record, fallback, stays=uid))
+            return
         self.puts.append(CardPut(uid, record, pda, fallback))
 
     def pair(self, r: int, s: Synced, c: Entry, p: Entry, policy: Policy) -> None:
@@ -462,6 +475,9 @@ def settle(done: Plan, applied: Applied) -> Settled:
                 raise PlanError(f"record {res.record} stored over a mapped record")
             stored = Entry(res.name, res.number or None)
             synced[res.record] = Synced(action.uid, stored, action.entry)
-        elif not (isinstance(action, CardDelete) and isinstance(res, Removed)):
+        elif isinstance(action, CardDelete) and isinstance(res, Removed):
+            if action.stays is not None:  # off the card, on the PDA only
+                skipped += 1
+        else:
             raise PlanError(f"result {res!r} does not answer {action!r}")
     return Settled(synced, skipped)

@@ -230,3 +230,25 @@ def test_a_name_that_fits_as_blanks_is_no_name_on_the_card() -> None:
         assert [c.projection for c in run.store.scan().values()] == [Projection("1", "1")]
     finally:
         run.teardown()
+
+
+def test_a_contact_left_with_nothing_the_card_can_hold_leaves_the_card() -> None:
+    """Found by this model after the fix above: no number and a name that fits as blanks.
+
+    Written, its record would be empty (a record a phone must report as deleted, and
+    the PDA's next slow sync choked on it). The record is emptied instead and the
+    contact stays on the PDA only, counted skipped, as a contact without a number.
+    """
+    run = EngineModel()
+    try:
+        run.add_on_pda(("A", "1"))
+        run.full_sync(RequestedMode.AUTO)
+        run.edit_on_pda(_Pick("person-001"), ("  \U0001f600", None))
+        run.full_sync(RequestedMode.AUTO)  # checks the skipped count and the map
+        assert run.card.records == {}
+        run.full_sync(RequestedMode.SLOW)
+        assert [c.projection for c in run.store.scan().values()] == [
+            Projection("  \U0001f600", None)
+        ]
+    finally:
+        run.teardown()
