@@ -118,6 +118,7 @@ def check_config(path: Path) -> tuple[int, list[str]]:
             continue
         name = _TOML_NAME.get(field.name, field.name)
         _section(report, name, getattr(config, field.name), raw.get(name), config)
+    _presence(report, config)
     verdict = "usable" if report.problems == 0 else f"NOT usable: {report.problems} problem(s)"
     if report.warnings:
         verdict += f", {report.warnings} warning(s)"
@@ -163,6 +164,24 @@ def _keys(report: _Report, section: str, value: Any, raw: dict[str, Any], config
     if section == "pda" and set(getattr(value, "device_id", "x")) == {"0"}:
         report.warnings += 1
         report.lines.append("      warning: device_id is the example's zeros: `simsync pda id`")
+
+
+def _presence(report: _Report, config: Config) -> None:
+    """What `simsync daemon` will watch over Bluetooth, in one line (docs/presence.md)."""
+    watched = config.watched_pdas()
+    p = config.presence
+    if watched:
+        names = ", ".join(f"{name} ({address})" for name, address in watched.items())
+        auto = "on" if p.auto_sync else "off"
+        report.lines.append(
+            f"presence: the daemon watches {names} on {p.adapter}; auto_sync {auto}"
+        )
+        return
+    why = "[presence] enabled = false" if not p.enabled else "no [[pda]] has a ble_identity"
+    report.lines.append(f"presence: nothing watched ({why})")
+    if p.auto_sync:
+        report.warnings += 1
+        report.lines.append("      warning: presence.auto_sync = true, but no PDA is watched")
 
 
 def _show(v: Any) -> str:

@@ -160,3 +160,25 @@ def test_as_a_command(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert PIN not in done.stdout + done.stderr
+
+
+def test_it_says_what_presence_watches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, str(good_config(tmp_path)))
+    assert code == 0
+    assert "presence: nothing watched (no [[pda]] has a ble_identity)" in out.splitlines()
+
+    watched = good_config(tmp_path, 'ble_identity = "aa:bb:cc:dd:ee:01"\n')
+    code, out, _ = run(capsys, str(watched))
+    assert code == 0
+    line = "presence: the daemon watches pda1 (AA:BB:CC:DD:EE:01) on hci0; auto_sync off"
+    assert line in out.splitlines()
+
+    off = good_config(
+        tmp_path,
+        'ble_identity = "aa:bb:cc:dd:ee:01"\n[presence]\nenabled = false\nauto_sync = true\n',
+    )
+    code, out, _ = run(capsys, str(off))
+    assert code == 0  # a warning, not a problem
+    assert "presence: nothing watched ([presence] enabled = false)" in out.splitlines()
+    assert "      warning: presence.auto_sync = true, but no PDA is watched" in out.splitlines()
+    assert out.splitlines()[-1].endswith("usable, 1 warning(s)")
