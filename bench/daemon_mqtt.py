@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import os
 import signal
 import statistics
 import tempfile
@@ -47,6 +46,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.procstat import cpu_ms, rss_kib, switches
 from pda.engine import SyncEngine
 from pda.store import Projection
 from tests.e2e.harness import World
@@ -56,19 +56,6 @@ from tests.mqtt.observer import Observer
 from tests.mqtt.rig import ROOT, DaemonProc, mqtt_table, write_config
 
 LOG_LEVELS: dict[str, tuple[str, ...]] = {"warnings": (), "-v": ("-v",), "-vv": ("-vv",)}
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _cpu_ms(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 class _PdaClock:
@@ -90,20 +77,6 @@ class _PdaClock:
 
     def close(self) -> None:
         SyncEngine.handle = self._original  # type: ignore[method-assign]
-
-
-def _switches(pid: int) -> int:
-    """Context switches of every thread of ``pid`` so far (each is a wake-up or a preemption)."""
-    total = 0
-    for status in Path(f"/proc/{pid}/task").glob("*/status"):
-        try:
-            text = status.read_text()
-        except FileNotFoundError:  # a thread that ended meanwhile
-            continue
-        for line in text.splitlines():
-            if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
-                total += int(line.split()[1])
-    return total
 
 
 async def _until_ready(sock: NotifySocket) -> None:
@@ -152,7 +125,7 @@ async def single(args: argparse.Namespace, tmp: Path, broker: Broker) -> None:
         clock = _PdaClock()
         uids = list(pda.contacts())
         prof = cProfile.Profile() if args.profile is not None else None
-        cpu_daemon, cpu_here = _cpu_ms(proc.pid), time.process_time()
+        cpu_daemon, cpu_here = cpu_ms(proc.pid), time.process_time()
         for i in range(args.syncs):
             for k in range(args.changes):
                 n = 1 + (i * args.changes + k) % 100
@@ -174,16 +147,16 @@ async def single(args: argparse.Namespace, tmp: Path, broker: Broker) -> None:
             if not result["ok"] or result["mode"] != "fast":
                 raise RuntimeError(f"unexpected result: {result}")
         clock.close()
-        cpu_daemon = (_cpu_ms(proc.pid) - cpu_daemon) / args.syncs
+        cpu_daemon = (cpu_ms(proc.pid) - cpu_daemon) / args.syncs
         cpu_here = (time.process_time() - cpu_here) * 1000 / args.syncs
         if prof is not None:
             prof.dump_stats(args.profile / "pda.prof")
 
         await asyncio.sleep(1.0)  # the last result's tail (status, logs) settles
-        before, t_idle = _switches(proc.pid), time.monotonic()
+        before, t_idle = switches(proc.pid), time.monotonic()
         await asyncio.sleep(args.idle)
-        wakeups = (_switches(proc.pid) - before) / (time.monotonic() - t_idle)
-        rss = _rss_kib(proc.pid)
+        wakeups = (switches(proc.pid) - before) / (time.monotonic() - t_idle)
+        rss = rss_kib(proc.pid)
         p90 = statistics.quantiles(times, n=10)[-1] if len(times) > 1 else times[0]
         print(f"start -> READY=1:                   {ready_ms:8.1f} ms   (target <= 1000)")
         print(f"start -> online status:             {online_ms:8.1f} ms")
@@ -243,7 +216,7 @@ async def fleet(args: argparse.Namespace, tmp: Path, broker: Broker) -> None:
         for i in range(args.fleet):
             await obs.expect(f"simsync/phone{i}/status", state="online", within=120)
         up_ms = (time.monotonic() - started) * 1000
-        rss = sum(_rss_kib(p.pid) for p in procs) / 1024
+        rss = sum(rss_kib(p.pid) for p in procs) / 1024
         t = time.monotonic()
         for i in range(args.fleet):
             obs.publish(f"simsync/phone{i}/sync/request", {"id": f"f{i}"})

@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.procstat import rss_kib, switches
 from tests.e2e.harness import World
 from tests.fixtures.bluez import BluezMock, private_bluez
 from tests.fixtures.mosquitto import Broker
@@ -38,29 +39,12 @@ IDENTITY = "AA:BB:CC:DD:EE:01"
 EVENT, RESULT, STATUS = f"{ROOT}/event", f"{ROOT}/sync/result", f"{ROOT}/status"
 
 
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _switches(pid: int) -> int:
-    """Context switches of every thread of ``pid`` so far (each wake-up is one or more)."""
-    total = 0
-    for status in Path(f"/proc/{pid}/task").glob("*/status"):
-        for line in status.read_text().splitlines():
-            if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
-                total += int(line.split()[1])
-    return total
-
-
 async def _idle(proc: DaemonProc, seconds: float) -> tuple[float, float]:
     """(RSS in MB, wake-ups per second) of the idle daemon over ``seconds``."""
-    before = _switches(proc.pid)
+    before = switches(proc.pid)
     await asyncio.sleep(seconds)  # idle is what it does over a while: nothing to await
-    rate = (_switches(proc.pid) - before) / seconds
-    return _rss_kib(proc.pid) / 1024, rate
+    rate = (switches(proc.pid) - before) / seconds
+    return rss_kib(proc.pid) / 1024, rate
 
 
 async def _daemon(
