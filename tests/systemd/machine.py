@@ -143,6 +143,15 @@ class Machine:
     def _stage_base(self) -> None:
         self.stage_file("/etc/machine-id", uuid.uuid4().hex + "\n", 0o444)
         self.stage_file(f"/etc/systemd/system/{TARGET}", _TARGET_UNIT)
+        # The test venv's compiled dependencies (pyscard, cryptography) must load in it.
+        debian = subprocess.run(
+            ["/usr/bin/python3", "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        assert debian == str(sys.version_info[:2]), (
+            f"/usr/bin/python3 is {debian}, the test venv {sys.version_info[:2]}: "
+            "/opt/simsync (Debian's python3) could not load the venv's compiled packages"
+        )
         venv = self.stage / "opt/simsync"
         subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True)
         (site,) = venv.glob("lib/python3*/site-packages")
