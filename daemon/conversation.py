@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -43,6 +44,7 @@ from syncproto import (
     Removed,
     RequestedMode,
     Skipped,
+    State,
     Stored,
 )
 from syncproto.codes import REMOTE_CODES, ErrorCode
@@ -65,7 +67,8 @@ ProgressFn = Callable[[str, int, int], None]
 # Longest silence accepted from the PDA between two messages (its store work included).
 MESSAGE_TIMEOUT = 120.0
 DB_ADN = 0x6F3A
-_REASON_MAX = 500  # a Skipped reason's bound on the wire
+_REASON_MAX = 500  # a Skipped or Abort reason's bound on the wire
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -116,9 +119,18 @@ class Conversation:
         return msg
 
     async def abort(self, code: ErrorCode, message: str) -> None:
-        """Tell the PDA the sync is over (best effort: the link may be gone)."""
+        """Tell the PDA the sync is over (best effort: the link may be gone).
+
+        Sent once, while the session may still end that way: not after Done, nor back
+        to a PDA that aborted itself; after a protocol error (either side's) it is the
+        one message the session still allows.
+        """
+        session = self.session
+        if session.abort is not None or session.state in (State.DONE, State.ABORTED):
+            return
+        text = _CONTROL.sub(" ", message)[:_REASON_MAX]  # the wire takes no control characters
         with contextlib.suppress(Exception):
-            await self.link.send(self.session.send(Abort(code, message[:500])))
+            await self.link.send(session.send(Abort(code, text)))
 
 
 async def converse(

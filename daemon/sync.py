@@ -31,7 +31,7 @@ from daemon.conversation import DB_ADN, Conversation, ProgressFn, Run, SyncError
 from daemon.pinguard import PinGuard
 from daemon.result import Counts, SyncFailure, SyncResult
 from daemon.runlock import DEFAULT_WAIT, hold, locks_for
-from syncproto import ProtocolError, RequestedMode
+from syncproto import ProtocolError, RemoteProtocolError, RequestedMode
 from syncproto.codes import ErrorCode
 from transports import (
     ConnectFailed,
@@ -119,6 +119,24 @@ def _error_for(exc: BaseException) -> tuple[ErrorCode, str]:
         case TransportError() | card_errors.CardioError() | StateError():
             return ErrorCode.INTERNAL, str(exc)
     return ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"
+
+
+def _abort_for(exc: BaseException) -> tuple[ErrorCode, str] | None:
+    """The Abort that tells the PDA why the phone gives up; None when there is no one to tell."""
+    match exc:
+        case SyncError():  # the PDA's own Abort included: Conversation sends none back
+            return exc.code, exc.message
+        case asyncio.CancelledError():  # sync/cancel, card pulled, time-out, daemon stopping
+            return ErrorCode.CANCELLED, "the phone cancelled the sync"
+        case RemoteProtocolError():  # the PDA broke the protocol: tell it how
+            return ErrorCode.PROTOCOL_ERROR, str(exc)
+        case TransportError():  # the link itself failed: nothing would arrive
+            return None
+        case card_errors.CardioError() | StateError():
+            return ErrorCode.INTERNAL, f"phone-side card failure: {exc}"
+        case Exception():  # a message we may not send (LocalProtocolError), a bug
+            return ErrorCode.INTERNAL, f"phone-side failure: {type(exc).__name__}: {exc}"
+    return None  # KeyboardInterrupt, SystemExit: the process is going
 
 
 def _requested_mode(mode: str) -> RequestedMode:
@@ -247,19 +265,12 @@ async def _sync_card(
                     proposed=ns.proposed,
                     progress=progress,
                 )
-            except SyncError as exc:
-                if not conv.session.finished:
-                    await conv.abort(exc.code, exc.message)
-                raise
-            except asyncio.CancelledError:
-                # Stopped before the commit (sync/cancel, card pulled, time-out, daemon
-                # stopping): the PDA hears why instead of a bare close. Once STORESYNC is
-                # out the daemon never cancels, so no commit is ever cut short here.
-                if not conv.session.finished:
-                    await conv.abort(ErrorCode.CANCELLED, "the phone cancelled the sync")
-                raise
-            except (card_errors.CardioError, StateError) as exc:
-                await conv.abort(ErrorCode.INTERNAL, f"phone-side card failure: {exc}")
+            except BaseException as exc:
+                # Stopped before the commit: the PDA hears why instead of a bare close, and
+                # keeps its anchors. Once STORESYNC is out the daemon never cancels, so no
+                # commit is ever cut short here.
+                if (why := _abort_for(exc)) is not None:
+                    await conv.abort(*why)
                 raise
             finally:
                 await peer.close()  # close_notify, so the PDA sees an orderly end

@@ -1,0 +1,116 @@
+"""The phone tells the PDA why it gives up: an Abort with the right code, never a bare close.
+
+A real ``PdaServer`` over loopback TCP + mutual TLS runs the real ``SyncEngine``; only one
+frame it sends is replaced by one that breaks the protocol. The phone must answer with
+``Abort(protocol_error)`` before it hangs up, the engine must end ``aborted`` by the
+phone's word, and neither the PDA's anchors nor the card's sync object may move: the
+next sync is fast and moves what the broken one did not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from pda.engine import SyncEngine
+from syncproto import Abort, AlertReply, Mode, PdaOps, Put, State, decode, encode
+from syncproto.codes import ErrorCode
+from tests.e2e.harness import Pda, world
+from transports import FrameLink, TransportError
+
+
+class Tampered:
+    """The next session, served by the real engine, with one frame replaced."""
+
+    def __init__(self, pda: Pda, bad: dict[type, bytes]) -> None:
+        server = pda.server
+        assert server is not None
+        self.engine = SyncEngine(server.store, server.state, fits=server.fits)
+        self.late: list[object] = []  # what the phone sent after the session had ended
+        self.ended = asyncio.Event()
+        self._bad = bad
+        server._session = self._session  # type: ignore[method-assign]
+
+    async def _session(self, link: FrameLink) -> None:
+        try:
+            while True:  # until the phone hangs up
+                async with asyncio.timeout(20):
+                    frame = await link.recv()
+                if self.engine.finished:
+                    self.late.append(decode(frame))
+                    continue
+                for out in self.engine.handle(frame):
+                    # The engine's own message of that type is replaced, once.
+                    await link.send(self._bad.pop(type(decode(out)), out))
+        except TransportError:
+            pass
+        finally:
+            self.ended.set()
+
+
+CASES = {
+    # A record the card does not have (the Alert said 40).
+    "op-beyond-card": (PdaOps, encode(PdaOps((Put(1, 99, "Mallory", "+1"),))), "beyond"),
+    # The phone asks for a slow sync (it has an anchor): "fast" does not answer that.
+    "mode-not-asked": (AlertReply, encode(AlertReply(Mode.FAST)), "does not answer"),
+    "not-cbor": (PdaOps, b"\xffnot CBOR at all", "CBOR"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_a_protocol_error_gets_an_abort_and_moves_no_anchor(
+    tmp_path: Path, case: str
+) -> None:
+    kind, frame, words = CASES[case]
+    async with world(tmp_path) as w:
+        w.card.write(1, "Alice", "+4911111")
+        pda = await w.add_pda("pda1")
+        pda.add("Carol", "+4433333")
+        assert (await w.sync("pda1"))["ok"]
+        assert pda.server is not None
+        real = pda.server._session
+
+        tampered = Tampered(pda, {kind: frame})
+        pda.add("Zoe", "+4912")
+        broken = await w.sync("pda1", "slow" if kind is AlertReply else "auto")
+        await tampered.ended.wait()
+        assert not broken["ok"]
+        assert broken["error"]["code"] == ErrorCode.PROTOCOL_ERROR, broken
+        assert words in broken["error"]["message"], broken
+
+        engine = tampered.engine
+        assert engine.session.state is State.ABORTED  # by the phone's word
+        abort = engine.session.abort
+        assert isinstance(abort, Abort)
+        assert abort.code == ErrorCode.PROTOCOL_ERROR
+        assert words in abort.message
+        assert tampered.late == []  # one Abort, then the phone hung up
+        assert engine.outcome is None
+        alert = engine._alert
+        assert alert is not None
+        st = pda.server.state.load(alert.iccid, alert.db)
+        assert st.pending is None  # nothing prepared
+        assert st.last == alert.last  # the anchor the card sent: unchanged
+
+        pda.server._session = real  # type: ignore[method-assign]
+        after = await w.sync("pda1")
+        assert after["ok"], after["error"]
+        assert after["mode"] == "fast"  # the card's sync object did not move either
+        assert after["to_card"] == {"added": 1, "modified": 0, "deleted": 0}
+        assert sorted(n for n, _ in w.card.records().values()) == ["Alice", "Carol", "Zoe"]
+
+
+async def test_no_abort_back_to_a_pda_that_aborted(tmp_path: Path) -> None:
+    """The PDA's own Abort ends the session: the phone hangs up without answering it."""
+    async with world(tmp_path) as w:
+        pda = await w.add_pda("pda1")
+        pda.add("Carol", "+4433333")
+        tampered = Tampered(pda, {PdaOps: encode(Abort(ErrorCode.INTERNAL, "disk gone"))})
+        res = await w.sync("pda1")
+        await tampered.ended.wait()
+        assert res["error"]["code"] == ErrorCode.INTERNAL, res
+        # The engine sent PdaOps as far as it knows: an Abort back would have ended it.
+        assert tampered.engine.session.state is State.APPLYING
+        assert w.card.records() == {}
