@@ -15,19 +15,20 @@ in :data:`KEY_HELP`.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import stat
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (start-up)
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from daemon.config import Config
 
-# The config, logging and ssl load when the command runs, not when the parser is
-# built for every `simsync` command (`--help` must stay quick).
+# The config, logging, ssl, tomllib and dataclasses load when the command runs, not
+# when the parser is built for every `simsync` command (`--help` must stay quick).
 
 __all__ = ["KEY_HELP", "check_config", "register"]
 
@@ -96,15 +97,18 @@ def _main(args: argparse.Namespace) -> int:
     return status
 
 
-@dataclasses.dataclass
 class _Report:
-    lines: list[str] = dataclasses.field(default_factory=list)
-    problems: int = 0
-    warnings: int = 0
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.problems = 0
+        self.warnings = 0
 
 
 def check_config(path: Path) -> tuple[int, list[str]]:
     """Check ``path``; return the exit status (0 or 78) and the lines to print."""
+    import dataclasses
+    import tomllib
+
     from daemon.config import EX_CONFIG, ConfigError, load_config
 
     try:
@@ -127,6 +131,8 @@ def check_config(path: Path) -> tuple[int, list[str]]:
 
 
 def _section(report: _Report, name: str, value: Any, raw: Any, config: Config) -> None:
+    import dataclasses
+
     if value is None:
         report.lines.append(f"[{name}] not set")
         return
@@ -147,6 +153,8 @@ def _section(report: _Report, name: str, value: Any, raw: Any, config: Config) -
 
 
 def _keys(report: _Report, section: str, value: Any, raw: dict[str, Any], config: Config) -> None:
+    import dataclasses
+
     for field in dataclasses.fields(value):
         key = f"{section}.{field.name}"
         v = getattr(value, field.name)

@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from daemon import checkconfig
 from daemon import commands as daemon_commands
 from daemon.logformats import LOG_FORMATS
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (start-up)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -36,7 +41,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     (A group's actions matter only when its name is on the command line: `simsync
     --help` lists the groups, `simsync card --help` the card's actions.)
     """
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="simsync",
         description=(
             "Keep a SIM card's phonebook (EF.ADN) and a PDA's address book equal, "
@@ -81,6 +86,36 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size`` gives it ($COLUMNS, stdout, 80)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, told the width: argparse would import shutil (and with it
+    bz2, lzma, fnmatch) to ask, in every command, as each parser is built."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_columns() - 2)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose subcommands' parsers (same class) use `_HelpFormatter`."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
 class _VersionAction(argparse.Action):
     """``--version``: looks the version up only when asked (importlib.metadata is slow)."""
 
@@ -108,9 +143,17 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one `simsync` command; returns its exit status."""
+    """Run one `simsync` command; returns its exit status.
+
+    Without `argv` (run as the program: the `simsync` script, ``python -m daemon.cli``)
+    the process ends here, see `_exit`.
+    """
     if argv is None:
-        argv = sys.argv[1:]
+        _exit(_run(sys.argv[1:]))
+    return _run(argv)
+
+
+def _run(argv: Sequence[str]) -> int:
     args = build_parser(argv).parse_args(argv)
     from daemon.logs import configure_logging  # structlog: not needed for --help
 
@@ -127,5 +170,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+def _exit(status: int) -> NoReturn:
+    """End the process once the command is done, skipping the interpreter's teardown.
+
+    The teardown frees every module and object one by one: 40-50 ms after a `simsync
+    sync` on an idle 2-core machine, 170 ms under load, as long as the sync's own work.
+    A finished command has nothing left to do in it: the atexit handlers run (logging's
+    among them), stdout and stderr are flushed, then ``os._exit``. Files, sockets and
+    databases are closed by the code that opened them, before this point. While any
+    other thread is alive, or a flush fails, the ordinary exit runs instead (it joins
+    threads and reports a broken pipe).
+    """
+    threading = sys.modules.get("threading")
+    if threading is None or threading.active_count() == 1:
+        import atexit
+
+        atexit._run_exitfuncs()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        else:
+            os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

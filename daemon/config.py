@@ -13,15 +13,17 @@ import socket
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 
 from cardio.errors import InvalidRequest
 from cardio.hostfiles import default_state_dir, read_pin
 from daemon.errors import DaemonError
 from daemon.logs import register_secret
-from daemon.presence_state import ScanMode, Thresholds
 from transports import TransportSpecError, check_address
+
+if TYPE_CHECKING:  # the presence rules load with the watcher, not with every config
+    from daemon.presence_state import ScanMode, Thresholds
 
 __all__ = [
     "EX_CONFIG",
@@ -125,6 +127,8 @@ class PresenceConfig:
     @property
     def thresholds(self) -> Thresholds:
         """The near/away rules' numbers (validated at load)."""
+        from daemon.presence_state import Thresholds
+
         return Thresholds(self.near_rssi, self.away_rssi, float(self.away_after))
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 __all__ = ["LOG_FORMATS", "LogFormat"]
 
-LogFormat = Literal["auto", "console", "json"]
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (start-up)
+
+if TYPE_CHECKING:
+    from typing import Literal
+
+    LogFormat = Literal["auto", "console", "json"]
+else:
+    LogFormat = str
 LOG_FORMATS: tuple[LogFormat, ...] = ("auto", "console", "json")

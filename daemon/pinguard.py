@@ -25,7 +25,6 @@ import hmac
 import json
 import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -152,6 +151,8 @@ class PinGuard:
             ) from exc
 
     def _store(self, iccid: str, pin: str, tries_left: int | None) -> None:
+        import tempfile  # with shutil, bz2 and lzma: only when a PIN was rejected
+
         salt = secrets.token_bytes(16)
         record = {
             "salt": salt.hex(),

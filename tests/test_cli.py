@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from daemon import cli
 from daemon.cli import build_parser, main
 
 
@@ -19,3 +22,24 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
         build_parser().parse_args(["frobnicate"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_the_program_ends_the_ordinary_way_while_another_thread_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `simsync` skips the interpreter's teardown (os._exit) only when nothing else runs:
+    # a live thread is joined by the ordinary exit instead of being cut off.
+    def cut_off(status: int) -> None:
+        raise AssertionError(f"os._exit({status}) with a thread alive")
+
+    monkeypatch.setattr("daemon.cli.os._exit", cut_off)
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)
+    worker.start()
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli._exit(3)
+    finally:
+        release.set()
+        worker.join()
+    assert exc.value.code == 3

@@ -13,7 +13,6 @@ import os
 import re
 import ssl
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +165,8 @@ def _make_pair() -> tuple[bytes, bytes]:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    import tempfile  # with shutil, bz2 and lzma: only when an identity is made
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
     try:
         with os.fdopen(fd, "wb") as out:

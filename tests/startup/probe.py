@@ -25,7 +25,10 @@ def main() -> None:
     atexit.register(_dump, out)
     from daemon.cli import main as simsync
 
-    sys.exit(simsync(sys.argv[2:]))
+    sys.argv = ["simsync", *sys.argv[2:]]
+    # As the `simsync` script runs it: the process ends in there (daemon.cli._exit),
+    # with the atexit handlers run, this one among them.
+    sys.exit(simsync())
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ def pda_serve(pda: Path, *module: str) -> subprocess.Popen[str]:
 def test_help_loads_no_room_but_the_daemons_parser(tmp_path: Path) -> None:
     modules = loaded(tmp_path, "--help")
     heavy = {"asyncio", "structlog", "importlib.metadata", "json", "ssl"}
+    # what check-config, type hints and argparse's terminal-width probe would pull in
+    heavy |= {"dataclasses", "tomllib", "typing", "shutil"}
     rooms = {"cardio", "pda", "simcard", "transports", "syncproto", PYSCARD, VCARD, "cryptography"}
     assert not modules & (heavy | rooms)
 
@@ -106,6 +108,8 @@ def test_a_pcsc_sync_loads_neither_vcard_parser_nor_emulator(tmp_path: Path) -> 
     modules = loaded(tmp_path, "sync", "--config", str(config), code=1)
     assert {"daemon.sync", "cardio.session", "transports.tls"} <= modules
     assert not modules & {VCARD, EMULATOR, "pda"}
+    # The phone never plans; the presence rules are the daemon's watcher's.
+    assert not modules & {"syncproto.planner", "daemon.presence_state"}
 
 
 def daemon_modules(tmp_path: Path, presence: str) -> set[str]:
@@ -184,3 +188,6 @@ def test_a_whole_sync_with_an_identity_never_loads_x509(tmp_path: Path) -> None:
         serve.stdout.close()
     assert {"daemon.sync", "transports.tls", "transports.identity"} <= modules
     assert X509 not in modules
+    # With its identity made: tempfile (and shutil, bz2, lzma) only writes one, or
+    # records a rejected PIN; the phone never plans.
+    assert not modules & {"tempfile", "shutil", "syncproto.planner", "daemon.presence_state"}
