@@ -6,7 +6,8 @@ Needs root: when ``/run/pcscd`` is not already a private mount it re-executes it
 under ``unshare -m -n --propagation private -- bash scripts/in-namespace.sh`` so its
 pcscd and vpcd ports never meet the machine's. Then it starts ``pcscd -f``, runs
 ``simsync card serve`` on a fresh image, and times the same APDUs through
-pyscard → pcscd → vpcd → card serve and through ``SimCard.transmit`` in this process.
+pyscard → pcscd → vpcd → card serve (alone, and inside a PC/SC transaction of its own
+as ``PcscLink`` sends them) and through ``SimCard.transmit`` in this process.
 """
 
 from __future__ import annotations
@@ -128,6 +129,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 assert hresult == scard.SCARD_S_SUCCESS, hresult
                 return bytes(response)
 
+            def via_transaction(apdu: bytes) -> bytes:
+                # As PcscLink sends a command: in a PC/SC transaction of its own.
+                assert scard.SCardBeginTransaction(hcard) == scard.SCARD_S_SUCCESS
+                try:
+                    return via_pcsc(apdu)
+                finally:
+                    scard.SCardEndTransaction(hcard, scard.SCARD_LEAVE_CARD)
+
             local = new_memory_card(pin=PIN)
             local.power_on()
             for send in (via_pcsc, local.transmit):
@@ -136,12 +145,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 assert send(_verify_apdu())[-2:] == b"\x90\x00"
 
             print(f"APDU round trips, {args.rounds} each, microseconds (median / p90)")
-            print(f"{'':30} {'PC/SC (pyscard->pcscd->vpcd->serve)':>38} {'in-process':>18}")
+            print(
+                f"{'':30} {'PC/SC (pyscard->pcscd->vpcd->serve)':>38}"
+                f" {'same, in a transaction':>24} {'in-process':>18}"
+            )
             for label, hex_apdu in CASES:
                 apdu = bytes.fromhex(hex_apdu)
                 pm, p9 = _stats(_time(via_pcsc, apdu, args.rounds))
+                tm, t9 = _stats(_time(via_transaction, apdu, args.rounds))
                 lm, l9 = _stats(_time(local.transmit, apdu, args.rounds))
-                print(f"{label:30} {pm:17.1f} / {p9:8.1f}{'':11} {lm:7.1f} / {l9:7.1f}")
+                print(
+                    f"{label:30} {pm:17.1f} / {p9:8.1f}{'':11} {tm:9.1f} / {t9:8.1f}"
+                    f"{'':4} {lm:7.1f} / {l9:7.1f}"
+                )
             scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
             local.close()
         finally:

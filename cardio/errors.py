@@ -51,6 +51,10 @@ class CardRemoved(LinkError):
     """The card was removed (or reset by someone else) while the link was open."""
 
 
+class CardReset(CardRemoved):
+    """Another program reset the card: PIN, channels and sessions of this connection ended."""
+
+
 class CardTimeout(LinkError):
     """The card or the PC/SC service did not answer in time."""
 
@@ -157,6 +161,7 @@ __all__ = [
     "CardBlocked",
     "CardMemoryFailure",
     "CardRemoved",
+    "CardReset",
     "CardStatusError",
     "CardTimeout",
     "CardioError",

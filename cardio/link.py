@@ -3,12 +3,14 @@
 Every implementation supplies raw ``_exchange(bytes) -> bytes`` plus open, close
 and reset; ``CardLink.transmit`` hides ``61xx``/``9Fxx`` (GET RESPONSE) and
 ``6Cxx`` (re-send with the right Le) so nothing above this module ever sees a
-procedure status word (card.md §1).
+procedure status word (card.md §1). Each command with its GET RESPONSE chain is
+one transaction (``_begin``/``_end``) unless ``hold()`` keeps the card longer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
@@ -54,6 +56,7 @@ class CardLink(ABC):
         # One command (with its GET RESPONSE chain) at a time: an interleaved command
         # would discard the card's pending response.
         self._lock = asyncio.Lock()
+        self._held = False  # hold() is in force: no transaction per command
 
     # --- what implementations provide -------------------------------------
 
@@ -72,6 +75,12 @@ class CardLink(ABC):
     @abstractmethod
     async def _exchange(self, apdu: bytes) -> bytes:
         """Send one raw C-APDU, return the raw R-APDU (data + SW1 SW2)."""
+
+    async def _begin(self) -> None:  # noqa: B027 - optional: a link nobody else shares
+        """Keep other programs off the card until ``_end()`` (a PC/SC transaction)."""
+
+    async def _end(self) -> None:  # noqa: B027 - optional, as _begin
+        """Let other programs at the card again; never fails for a card gone meanwhile."""
 
     # --- the interface ------------------------------------------------------
 
@@ -92,13 +101,42 @@ class CardLink(ABC):
         self._atr = await self._open()
         self._is_open = True
 
+    @property
+    def held(self) -> bool:
+        """True between ``hold()`` and ``release()``."""
+        return self._held
+
     async def close(self) -> None:
-        """Disconnect; idempotent, safe on a link that never opened."""
+        """Disconnect (ending a hold); idempotent, safe on a link that never opened."""
         if not self._is_open:
             return
         self._is_open = False
         async with self._lock:
+            if self._held:
+                self._held = False
+                with contextlib.suppress(errors.LinkError):  # disconnecting ends it anyway
+                    await self._end()
             await self._close()
+
+    async def hold(self) -> None:
+        """Keep the card to this link across commands, until ``release()`` or ``close()``.
+
+        For work that relies on state other programs share (the current file of
+        channel 0): others wait meanwhile. Without a hold every command (with its GET
+        RESPONSE chain) is held on its own. A second call does nothing.
+        """
+        self._require_open()
+        async with self._lock:
+            if not self._held:
+                await self._begin()
+                self._held = True
+
+    async def release(self) -> None:
+        """End ``hold()``; nothing happens without one."""
+        async with self._lock:
+            if self._held:
+                self._held = False
+                await self._end()
 
     async def reset(self) -> None:
         """Warm reset: ends every card session and returns to the MF."""
@@ -114,7 +152,19 @@ class CardLink(ABC):
         """
         self._require_open()
         async with self._lock:
-            return await self._transmit_locked(command)
+            if self._held:
+                return await self._transmit_locked(command)
+            # Nobody else's command between this one and its GET RESPONSE: theirs would
+            # take (or discard) the answer the card holds for us.
+            await self._begin()
+            try:
+                response = await self._transmit_locked(command)
+            except BaseException:
+                with contextlib.suppress(errors.LinkError):  # the first failure is the news
+                    await self._end()
+                raise
+            await self._end()
+            return response
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -21,6 +21,10 @@ _REMOVED = frozenset({scard.SCARD_W_REMOVED_CARD, scard.SCARD_W_RESET_CARD})
 _NO_CARD = frozenset(
     {scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_UNRESPONSIVE_CARD, scard.SCARD_W_UNPOWERED_CARD}
 )
+# EndTransaction answers: the transaction is over in every one of them.
+_ENDED = frozenset(
+    {scard.SCARD_S_SUCCESS, scard.SCARD_E_NO_SMARTCARD, scard.SCARD_E_INVALID_HANDLE} | _REMOVED
+)
 _GONE = frozenset(
     {
         scard.SCARD_E_READER_UNAVAILABLE,
@@ -38,6 +42,11 @@ def pcsc_error(hresult: int, doing: str) -> errors.LinkError:
     """Translate a PC/SC return code into the error tree (``doing`` names the step)."""
     code = hresult & 0xFFFFFFFF
     text = f"{doing}: {scard.SCardGetErrorMessage(hresult).strip()} (0x{code:08X})"
+    if code == scard.SCARD_W_RESET_CARD:
+        return errors.CardReset(
+            f"{text}; another program reset the card between two commands: the PIN, "
+            "channels and sessions of this connection are gone, sync again"
+        )
     if code in _REMOVED:
         return errors.CardRemoved(text)
     if code in _NO_CARD:
@@ -91,6 +100,8 @@ def choose_reader(readers: list[str], wanted: str) -> str:
 class PcscLink(CardLink):
     """A card in the PC/SC reader whose name contains ``reader`` (shared access, T=0).
 
+    Each command with its GET RESPONSE chain is one PC/SC transaction, and
+    ``hold()`` is one transaction across commands (docs/cardio.md "Sharing the card").
     ``close()`` disconnects with ``SCARD_LEAVE_CARD`` (the card stays powered and
     its sessions stay open); ``reset()`` is a warm reset that ends them.
     """
@@ -151,6 +162,27 @@ class PcscLink(CardLink):
         )
         _ok(hresult, "resetting the card")
         return self._atr_of(self._hcard)
+
+    async def _begin(self) -> None:
+        await asyncio.to_thread(self._begin_blocking)
+
+    def _begin_blocking(self) -> None:
+        if self._hcard is None:
+            raise errors.LinkClosed("card link is closed")
+        # pcsc-lite waits here while another program holds the card, and reports a
+        # reset or a removal since our last command (SCARD_W_RESET_CARD, ..._REMOVED_CARD).
+        _ok(scard.SCardBeginTransaction(self._hcard), "starting a PC/SC transaction")
+
+    async def _end(self) -> None:
+        await asyncio.to_thread(self._end_blocking)
+
+    def _end_blocking(self) -> None:
+        if self._hcard is None:
+            return
+        hresult = scard.SCardEndTransaction(self._hcard, scard.SCARD_LEAVE_CARD)
+        # A card removed or reset meanwhile ended the transaction already.
+        if hresult not in _ENDED:
+            raise pcsc_error(hresult, "ending a PC/SC transaction")
 
     async def _exchange(self, apdu: bytes) -> bytes:
         return await asyncio.to_thread(self._exchange_blocking, apdu)

@@ -144,6 +144,20 @@ class PhonebookCard:
         """
         if not 1 <= len(host_partner) <= 16:
             raise errors.InvalidRequest("host partner id must be 1..16 bytes")
+        # Channel 0's current file is everyone's: keep other programs off the card until
+        # the session runs on a channel of its own (new_sync), or to the end (close).
+        await link.hold()
+        try:
+            return await cls._open_held(link, state, pin=pin, host_partner=host_partner)
+        except BaseException:
+            with contextlib.suppress(errors.CardioError):
+                await link.release()
+            raise
+
+    @classmethod
+    async def _open_held(
+        cls, link: CardLink, state: CardStateDB, *, pin: str | None, host_partner: bytes
+    ) -> PhonebookCard:
         sim = Sim(link)
         iccid = await sim.iccid()
         # EF.ICCID sits under the MF, so DF.TELECOM is a child of the current DF now; only
@@ -193,6 +207,8 @@ class PhonebookCard:
                     log.info("channel close failed", channel=sim.channel, error=str(exc))
         self._host_sim = self._session = None
         self._sync = None
+        with contextlib.suppress(errors.CardioError):  # a card gone has ended the hold
+            await self.link.release()
 
     async def _channel(self, *, select: bool = True) -> Sim:
         """A fresh logical channel (EF.ADN selected unless ``select`` is False: the sync
@@ -394,6 +410,10 @@ class PhonebookCard:
                 self.change_detection = True
                 self._session_open = True
                 self._session_last = result.last
+                if self._session is not self._sim0:
+                    # Our session, reads and writes run on a channel of our own now: other
+                    # programs may use the card between two commands (docs/cardio.md).
+                    await self.link.release()
                 return result
         return await self._plain_new_sync(partner, db)
 

@@ -13,7 +13,7 @@ from cardio.pcsc import choose_reader, pcsc_error
     ("code", "cls"),
     [
         (scard.SCARD_W_REMOVED_CARD, errors.CardRemoved),
-        (scard.SCARD_W_RESET_CARD, errors.CardRemoved),
+        (scard.SCARD_W_RESET_CARD, errors.CardReset),  # a CardRemoved: the connection is over
         (scard.SCARD_E_NO_SMARTCARD, errors.NoCard),
         (scard.SCARD_W_UNRESPONSIVE_CARD, errors.NoCard),
         (scard.SCARD_E_TIMEOUT, errors.CardTimeout),
