@@ -14,7 +14,10 @@ Tracebacks never include local variables. Values under secret keys (``pin``,
 ``puk``, ``password``, ``new_pin`` ...) print as ``[redacted]``, and every string
 given to :func:`register_secret` (the PIN read from its file, the MQTT password) is
 masked in the finished line, wherever it turns up: a message, an exception text, a
-library's log.
+library's log — as itself where it stands as a token (so the PIN 0000 leaves the
+PC/SC code 0x8010000C readable, and a masked digit run would tell the PIN anyway),
+and in its encodings (hex, BCD, UTF-16, base64, MD5/SHA digests): anywhere when
+they are 8 characters or more, as tokens when shorter.
 
 ``configure_logging`` may be called any number of times (each CLI invocation, every
 test); :func:`reset_logging` undoes it. The output stream is looked up at each
@@ -23,12 +26,15 @@ write, so a replaced ``sys.stderr`` (pytest's capture) is always the one used.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
 import re
 import sys
 from collections.abc import Mapping
 from typing import Any, Literal, TextIO
+from urllib.parse import quote
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -59,14 +65,74 @@ _WORD_SPLIT = re.compile(r"[_\-.\s]+")
 # Secrets shorter than this are not masked in text: "12" would mangle every number.
 _MIN_SECRET = 4
 
+# An encoded form this long (hex of a 4-character secret, a digest, base64 of 6 bytes)
+# is masked anywhere: a chance match is about one in 2**32 per place. A shorter one, and
+# the secret's own text, only where it stands as a token (see _token).
+_ANYWHERE = 8
+# A letter or digit of any script: what continues a token.
+_ALNUM = r"[^\W_]"
+
 _secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
 _HANDLER_MARK = "_simsync_handler"
 
 
 def register_secret(value: str | None) -> None:
-    """Mask ``value`` wherever it appears in a log line from now on (PIN, PUK, password)."""
-    if value and len(value) >= _MIN_SECRET:
+    """Mask ``value`` in every log line from now on (PIN, PUK, password): as itself, and
+    as the encodings a careless line would use (hex, BCD, UTF-16, base64, digests)."""
+    global _pattern  # noqa: PLW0603 - one set of secrets per process, like the log config
+    if value and len(value) >= _MIN_SECRET and value not in _secrets:
         _secrets.add(value)
+        _pattern = _compile(_secrets)
+
+
+def _base64_forms(raw: bytes) -> set[str]:
+    """The whole encodings, and the part of each that does not depend on bytes before or
+    after the secret (for a secret inside a longer encoded value), at each alignment."""
+    forms: set[str] = set()
+    for enc in (base64.b64encode, base64.urlsafe_b64encode):
+        whole = enc(raw).decode()
+        forms |= {whole, whole.rstrip("=")}
+        for k in range(3):
+            text = enc(b"\0" * k + raw).decode().rstrip("=")
+            end = len(text) - (len(text) % 4 if (k + len(raw)) % 3 else 0)
+            forms.add(text[4 if k else 0 : end])
+    return forms
+
+
+def _forms(secret: str) -> tuple[set[str], set[str]]:
+    """(the secret's own text forms, its encoded forms)."""
+    raw = secret.encode()
+    text = {secret, quote(secret, safe="")}
+    encoded = {raw.hex(), raw.hex().upper(), "\0".join(secret) + "\0"}  # UTF-16-LE as text
+    for name in ("md5", "sha1", "sha256"):
+        digest = hashlib.new(name, raw, usedforsecurity=False).hexdigest()
+        encoded |= {digest, digest.upper()}
+    if secret.isdigit():  # as a SIM stores digits: BCD, nibbles swapped, F-padded
+        digits = secret + ("F" if len(secret) % 2 else "")
+        encoded.add("".join(b + a for a, b in zip(digits[::2], digits[1::2], strict=True)))
+    encoded |= _base64_forms(raw)
+    return text, {f for f in encoded if f} - text
+
+
+def _token(form: str) -> str:
+    """``form`` where it stands as a token: not glued to a letter or digit on a side where
+    it ends in one (the PIN 0000 in "0x8010000C" is part of another number, not the PIN)."""
+    before = f"(?<!{_ALNUM})" if form[0].isalnum() else ""
+    after = f"(?!{_ALNUM})" if form[-1].isalnum() else ""
+    return before + re.escape(form) + after
+
+
+def _compile(secrets: set[str]) -> re.Pattern[str]:
+    parts: dict[str, str] = {}
+    for secret in secrets:
+        text, encoded = _forms(secret)
+        for form in text:
+            parts[form] = _token(form)
+        for form in encoded:
+            parts.setdefault(form, re.escape(form) if len(form) >= _ANYWHERE else _token(form))
+    # Longest first: a digest is masked whole, not around a shorter form inside it.
+    return re.compile("|".join(parts[f] for f in sorted(parts, key=len, reverse=True)))
 
 
 def journal_priority(level: str) -> int:
@@ -97,10 +163,7 @@ def redact_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) ->
 
 
 def _mask(text: str) -> str:
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, MASK)
-    return text
+    return text if _pattern is None else _pattern.sub(MASK, text)
 
 
 class _Finish:
@@ -276,4 +339,6 @@ def reset_logging() -> None:
     _drop_handlers(root)
     root.setLevel(logging.WARNING)
     logging.captureWarnings(False)
+    global _pattern  # noqa: PLW0603 - see register_secret
     _secrets.clear()
+    _pattern = None
