@@ -13,6 +13,7 @@ as ``PcscLink`` sends them) and through ``SimCard.transmit`` in this process.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import subprocess
@@ -78,6 +79,42 @@ def _time(send: Callable[[bytes], bytes], apdu: bytes, rounds: int) -> list[int]
         send(apdu)
         out.append(time.perf_counter_ns() - t0)
     return out
+
+
+async def _via_link(hex_apdu: str, rounds: int, *, transactions: bool) -> list[int]:
+    """Time ``PcscLink.transmit`` as the phone sends commands (or with the transactions off)."""
+    from cardio.apdu import Command
+    from cardio.pcsc import PcscLink
+
+    class Bare(PcscLink):
+        async def _begin(self) -> None:
+            pass
+
+        async def _end(self) -> None:
+            pass
+
+    link = PcscLink(READER) if transactions else Bare(READER)
+    await link.open()
+    try:
+
+        def command_of(hex_text: str) -> Command:  # these are case 2 (Le) or case 3 (data)
+            raw = bytes.fromhex(hex_text)
+            if len(raw) > 5:
+                return Command(raw[0], raw[1], raw[2], raw[3], raw[5:])
+            return Command(raw[0], raw[1], raw[2], raw[3], b"", raw[4])
+
+        for hex_prologue in PROLOGUE:
+            await link.transmit(command_of(hex_prologue))
+        command = command_of(hex_apdu)
+        out = []
+        for i in range(rounds + min(50, rounds)):
+            t0 = time.perf_counter_ns()
+            await link.transmit(command)
+            if i >= min(50, rounds):  # after the warm-up
+                out.append(time.perf_counter_ns() - t0)
+        return out
+    finally:
+        await link.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,6 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{'':4} {lm:7.1f} / {l9:7.1f}"
                 )
             scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
+            print(f"through PcscLink.transmit (a worker thread per call), {args.rounds} each")
+            for label, hex_apdu in CASES:
+                bare = asyncio.run(_via_link(hex_apdu, args.rounds, transactions=False))
+                held = asyncio.run(_via_link(hex_apdu, args.rounds, transactions=True))
+                (bm, b9), (hm, h9) = _stats(bare), _stats(held)
+                print(
+                    f"{label:30} without transactions {bm:7.1f} / {b9:7.1f}"
+                    f"   one per command {hm:7.1f} / {h9:7.1f}"
+                )
             local.close()
         finally:
             if ctx is not None:

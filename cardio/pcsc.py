@@ -112,6 +112,7 @@ class PcscLink(CardLink):
         self.reader_name = ""
         self._hcontext: Any = None
         self._hcard: Any = None
+        self._begin_pending = False  # _begin() called, its transaction not begun yet
 
     async def _open(self) -> bytes:
         return await asyncio.to_thread(self._open_blocking)
@@ -164,7 +165,8 @@ class PcscLink(CardLink):
         return self._atr_of(self._hcard)
 
     async def _begin(self) -> None:
-        await asyncio.to_thread(self._begin_blocking)
+        # Begun with the next command, in the same worker-thread call: one hop less.
+        self._begin_pending = True
 
     def _begin_blocking(self) -> None:
         if self._hcard is None:
@@ -174,6 +176,9 @@ class PcscLink(CardLink):
         _ok(scard.SCardBeginTransaction(self._hcard), "starting a PC/SC transaction")
 
     async def _end(self) -> None:
+        if self._begin_pending:  # no command went out: no transaction began
+            self._begin_pending = False
+            return
         await asyncio.to_thread(self._end_blocking)
 
     def _end_blocking(self) -> None:
@@ -185,11 +190,14 @@ class PcscLink(CardLink):
             raise pcsc_error(hresult, "ending a PC/SC transaction")
 
     async def _exchange(self, apdu: bytes) -> bytes:
-        return await asyncio.to_thread(self._exchange_blocking, apdu)
+        begin, self._begin_pending = self._begin_pending, False
+        return await asyncio.to_thread(self._exchange_blocking, apdu, begin=begin)
 
-    def _exchange_blocking(self, apdu: bytes) -> bytes:
+    def _exchange_blocking(self, apdu: bytes, *, begin: bool = False) -> bytes:
         if self._hcard is None:
             raise errors.LinkClosed("card link is closed")
+        if begin:
+            self._begin_blocking()
         hresult, answer = scard.SCardTransmit(self._hcard, scard.SCARD_PCI_T0, list(apdu))
         if hresult == scard.SCARD_E_NOT_TRANSACTED and self._card_absent():
             # pcscd reports a card that vanished mid-command as "not transacted".

@@ -111,8 +111,8 @@ class Watched(cardio.pcsc.PcscLink):
         self.in_transaction = False
         super()._end_blocking()
 
-    def _exchange_blocking(self, apdu: bytes) -> bytes:
-        answer = super()._exchange_blocking(apdu)
+    def _exchange_blocking(self, apdu: bytes, *, begin: bool = False) -> bytes:
+        answer = super()._exchange_blocking(apdu, begin=begin)
         intruder = self.intruder
         if intruder is not None:
             type(self).woken += 1
