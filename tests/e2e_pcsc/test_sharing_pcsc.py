@@ -3,13 +3,13 @@
 Real pcscd + vpcd + ``simsync card serve``; the sync is ``run_sync`` in this process so
 that a hook in its PC/SC link can wake the other program after every answer the card
 gives the phone, the worst moment included: a ``61xx``/``9Fxx`` answer, before the
-phone's GET RESPONSE. The other program (its own PC/SC context and handle, in a thread) then
-selects the MF and reads the answer with GET RESPONSE in a transaction of its own,
-and leaves channel 0 in DF.GSM. When the phone holds a transaction at that moment
-the hook does not wait for the other program (it waits for the card); when it holds
-none the hook waits until the other program is done, so without transactions the
-phone's answer (and its current file on channel 0) is lost every time, never by chance.
-"""
+phone's GET RESPONSE. The other program (its own PC/SC context and handle, in a
+thread) then selects the MF and reads the answer with GET RESPONSE in a transaction
+of its own, and leaves channel 0 in DF.GSM. When the phone holds a transaction at
+that moment the hook goes on at once (pcscd makes the other program wait); when it
+holds none the hook waits until the other program is done, so without transactions
+the phone's answer (and its current file on channel 0) is lost every time, never by
+chance. No sleeps: the hook and the other program meet on events."""
 
 from __future__ import annotations
 
@@ -173,16 +173,17 @@ EXPECTED = sorted(["Carol", *(f"Person {n}" for n in range(1, 6))])
 async def test_another_program_between_select_and_get_response(
     world: PcscWorld, watched: type[Watched], pcsc_connect: Callable[[str], PcscConnection]
 ) -> None:
-    """Slow then fast sync with another program woken at every 61xx/9Fxx: both get their
-    answers, the sync the right data, and the card the same APDUs as without it."""
-    quiet = await world.sync("pda1")  # slow, nobody else about
-    assert quiet["ok"], quiet["error"]
-    world.pdas["pda1"].add("Zoe", "+4912")
+    """A slow sync, then a fast one, with another program woken after every command: both
+    get their answers and the sync the right data."""
     watched.intruder = Intruder(world.reader)
-    busy = await world.sync("pda1")
-    assert busy["ok"], busy["error"]
-    assert busy["to_card"]["added"] == 1
-    assert watched.woken == busy["apdus"]  # after every command of the sync
+    slow = await world.sync("pda1")
+    assert slow["ok"], slow["error"]
+    assert slow["mode"] == "slow"
+    world.pdas["pda1"].add("Zoe", "+4912")
+    fast = await world.sync("pda1")
+    assert fast["ok"], fast["error"]
+    assert fast["to_card"]["added"] == 1
+    assert watched.woken == slow["apdus"] + fast["apdus"]  # after every command
     # Its rounds all ran (close() waits for the last), and every answer it got was right.
     watched.intruder.close()
     assert watched.intruder.failures == []
