@@ -233,7 +233,7 @@ def test_secret_keys_are_redacted_and_harmless_keys_kept(err: Err, fmt: Any) -> 
         assert rec["pin_tries"] == 3
 
 
-def test_registered_secrets_are_masked_anywhere_in_the_line(err: Err) -> None:
+def test_registered_secrets_are_masked_in_messages_errors_and_library_logs(err: Err) -> None:
     configure_logging("info")
     register_secret(PIN)
     register_secret(PASSWORD)
