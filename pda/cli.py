@@ -60,6 +60,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "first, see docs/transports.md) "
         "(default: tcp://127.0.0.1:7878)",
     )
+    p.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="stat every contact file at every sync instead of letting inotify name the "
+        "files that changed (a vdir on NFS, SMB or FUSE is never watched anyway; "
+        "see docs/pda.md, 'Watching the vdir')",
+    )
     p.set_defaults(func=_serve)
 
     _register_check(sub)
@@ -148,19 +155,19 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         d = PdaDir.open(args.dir)
         d.allowed()  # a malformed allow list is an error now, not at the first phone
-        return asyncio.run(_serve_async(d, args.listen))
+        return asyncio.run(_serve_async(d, args.listen, watch=not args.no_watch))
     except (PdaDirError, IdentityError, TransportError, OSError, ValueError) as exc:
         return _fail(str(exc))
 
 
-async def _serve_async(d: PdaDir, url: str) -> int:
+async def _serve_async(d: PdaDir, url: str, *, watch: bool = True) -> int:
     import asyncio
     import contextlib
     import signal
 
     from .node import PdaServer
 
-    server = PdaServer(d)
+    server = PdaServer(d, watch=watch)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -51,10 +51,11 @@ MAX_UNAUTHENTICATED = 16
 class PdaServer:
     """Serves syncs for one PDA directory on one listening URL."""
 
-    def __init__(self, directory: PdaDir) -> None:
+    def __init__(self, directory: PdaDir, *, watch: bool = True) -> None:
         self.dir = directory
         self.identity = directory.identity()
-        self.store = VdirStore(directory.contacts)
+        # `watch`: inotify names the files that changed between syncs (else a stat of each).
+        self.store = VdirStore(directory.contacts, watch=watch)
         self.state = CardStateDB(directory.state_db)
         # The card codec's own shortening rule, so content matching sees what the card
         # holds; remembered across sessions, so a sync fits only names new to it.
@@ -100,6 +101,7 @@ class PdaServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.state.close()
+        self.store.close()
 
     async def _serve_one(self, link: FrameLink) -> None:
         peer = link.peer

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import stat
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import structlog
 
+from pda.inotify import DirWatch, WatchUnavailableError
 from pda.status import RACY_WINDOW_NS, StatusRow, StatusTable
 from pda.store import (
     BadContact,
@@ -65,6 +67,8 @@ log = structlog.get_logger(__name__)
 STORE_ID_NAME = ".simsync-store-id"
 STATUS_DB_NAME = ".simsync-status.sqlite"
 
+_Key = tuple[int, int, int]  # a file's stat key: size, mtime_ns, inode
+
 
 class ContactChangedError(StoreError):
     """The file changed on disk (another program) between reading and replacing it; retry."""
@@ -90,6 +94,7 @@ class VdirStore:
         status_db: str | os.PathLike[str] | None = None,
         *,
         version: str = "3.0",
+        watch: bool = False,
     ) -> None:
         if version not in SUPPORTED_VERSIONS:
             raise ValueError(f"version must be one of {SUPPORTED_VERSIONS}, not {version!r}")
@@ -98,14 +103,22 @@ class VdirStore:
         self._status_path = Path(status_db) if status_db is not None else self.path / STATUS_DB_NAME
         self.bad_files: list[BadContact] = []
         self.parse_count = 0  # cards parsed so far: what the status table exists to keep low
+        self.stat_count = 0  # files statted by scans: a watching store stats only what changed
         # Bad files are not in the status DB (it only holds usable cards); remembered here so
         # a scan does not re-parse them while they stay as they are.
-        self._bad_seen: dict[str, tuple[tuple[int, int, int], BadContact]] = {}
+        self._bad_seen: dict[str, tuple[_Key, BadContact]] = {}
         # The status table, kept in memory once loaded (a long-running server reads the
         # SQLite file once, then only what the stat loop says changed), and what it gives:
         self._rows: dict[str, StatusRow] | None = None  # file name -> row
         # file name -> stat key of the row, None while the row is racy (checked by content)
-        self._trusted: dict[str, tuple[int, int, int] | None] = {}
+        self._trusted: dict[str, _Key | None] = {}
+        self._racy: set[str] = set()  # names whose row is not trusted yet (None above)
+        # `watch`: a long-running server learns from inotify which files changed (pda.inotify).
+        self._watch_wanted = watch
+        self._watch: DirWatch | None = None
+        self._watch_trouble: str | None = None  # why the vdir is not watched now (logged once)
+        self._unwatched: set[str] = set()  # symlinks and multiply linked files: statted always
+        self._bad_listed: set[str] = set()  # names that are no usable file (re-checked each scan)
         self._index: dict[str, StatusRow] | None = None  # uid -> row, from the last scan
         self._contacts: dict[str, ContactInfo] = {}  # uid -> contact, as `_index`
         self._duplicates: list[BadContact] = []  # files whose UID another file holds
@@ -180,39 +193,67 @@ class VdirStore:
 
         The status table is read from SQLite once per store object and then kept in
         memory: a scan costs one `stat` per file, and reads only the files whose stat
-        key changed (the store's own writes are recorded as they happen).
+        key changed (the store's own writes are recorded as they happen). A watching
+        store (``watch=True``) stats only the names inotify reported since the last
+        scan, plus those the watch cannot vouch for (see `_stat_some`).
         """
         self._refresh_store_id()
         now_ns = time.time_ns()  # taken before any stat: rows are racy relative to it
+        loaded = self._rows is None
         if self._rows is None:
-            self._rows, self._trusted = {}, {}
+            self._rows, self._trusted, self._racy = {}, {}, set()
             for row in self._status.load().values():
                 self._put_row(row)
             self._index = None
-        rows = self._rows
-        # The stat loop: one stat per file, compared with the row's key. A row left in
-        # `unseen` at the end is a file that is gone.
-        unseen = dict(self._trusted)
-        pop = unseen.pop
-        changed: list[tuple[str, tuple[int, int, int]]] = []
-        bad: list[BadContact] = []
         try:
             # By a descriptor: each stat resolves one name, not the whole path again.
             fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
             raise StoreIOError(f"{self.path}: cannot list the vdir: {exc}") from exc
         try:
+            names = self._watched_names(fd)
+            try:
+                if names is None or loaded:
+                    changed, gone, bad = self._stat_all(fd)
+                else:
+                    changed, gone, bad = self._stat_some(fd, names)
+                return self._take(changed, gone, bad, now_ns, names or set())
+            except BaseException:
+                if self._watch is not None:  # the names it gave were not all taken in
+                    self._watch.lost()
+                raise
+        finally:
+            os.close(fd)
+
+    def _stat_all(self, fd: int) -> tuple[list[tuple[str, _Key]], list[str], list[BadContact]]:
+        """The stat loop: one stat per file, compared with the row's key.
+
+        Returns the names whose key differs (with the new key), the rows whose file is
+        gone, and the names that are no usable file.
+        """
+        # A row left in `unseen` at the end is a file that is gone.
+        unseen = dict(self._trusted)
+        pop = unseen.pop
+        changed: list[tuple[str, _Key]] = []
+        bad: list[BadContact] = []
+        watching = self._watch is not None
+        unwatched: set[str] = set()
+        bad_listed: set[str] = set()
+        statted = 0
+        try:
             with os.scandir(fd) as listing:
                 for e in listing:
                     name = e.name
                     if not name.endswith(".vcf") or name.startswith("."):
                         continue
+                    statted += 1
                     try:
                         regular = e.is_file()
                     except OSError:
                         regular = False
-                    if not regular and (odd := bad_entry(self.path, e)) is not None:
+                    if not regular and (odd := bad_entry(self.path, name)) is not None:
                         bad.append(odd)
+                        bad_listed.add(name)
                         continue
                     try:
                         st = e.stat()
@@ -221,22 +262,95 @@ class VdirStore:
                     except OSError as exc:  # one odd file never stops the scan
                         why = f"cannot stat: {exc.strerror}"
                         bad.append(BadContact(shown(self.path / name), why))
+                        bad_listed.add(name)
                         continue
                     key = (st.st_size, st.st_mtime_ns, st.st_ino)
                     if pop(name, None) != key:
                         changed.append((name, key))
+                    if watching and (st.st_nlink > 1 or e.is_symlink()):
+                        unwatched.add(name)
         except OSError as exc:
             raise StoreIOError(f"{self.path}: cannot list the vdir: {exc}") from exc
-        finally:
-            os.close(fd)
+        self.stat_count += statted
+        self._unwatched, self._bad_listed = unwatched, bad_listed
+        return changed, list(unseen), bad
+
+    def _stat_some(
+        self, fd: int, names: set[str]
+    ) -> tuple[list[tuple[str, _Key]], list[str], list[BadContact]]:
+        """`_stat_all` for the names inotify reported, and those it cannot vouch for.
+
+        Those are: rows still racy (checked by content until a scan trusts them, as in
+        the stat loop), symlinks and files with more than one link (written through
+        another name, the event goes to another directory), and files set aside (so
+        `bad_files` stays whole). A reported name is read even if its stat key looks
+        the same: the event says something happened to it.
+        """
+        changed: list[tuple[str, _Key]] = []
+        gone: list[str] = []
+        bad: list[BadContact] = []
+        trusted = self._trusted
+        look = names | self._racy | self._unwatched | self._bad_listed | self._bad_seen.keys()
+        self.stat_count += len(look)
+        for name in look:
+            self._unwatched.discard(name)
+            self._bad_listed.discard(name)
+            got = self._stat_name(fd, name)
+            if isinstance(got, os.stat_result):
+                key = (got.st_size, got.st_mtime_ns, got.st_ino)
+                if name in names or trusted.get(name) != key:
+                    changed.append((name, key))
+                if got.st_nlink > 1:
+                    self._unwatched.add(name)
+                continue
+            if got is not None:
+                bad.append(got)
+                self._bad_listed.add(name)
+            if name in trusted:  # as in the stat loop: no usable file, the row goes
+                gone.append(name)
+        return changed, gone, bad
+
+    def _stat_name(self, fd: int, name: str) -> os.stat_result | BadContact | None:
+        """One name as the stat loop sees it: its stat, why it is no file, or None (gone)."""
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if not stat.S_ISLNK(st.st_mode) and stat.S_ISREG(st.st_mode):
+                return st
+            if stat.S_ISLNK(st.st_mode):
+                self._unwatched.add(name)
+                with contextlib.suppress(OSError):
+                    st = os.stat(name, dir_fd=fd)
+                    if stat.S_ISREG(st.st_mode):
+                        return st
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return BadContact(shown(self.path / name), f"cannot stat: {exc.strerror}")
+        return bad_entry(self.path, name)  # None: it became a file meanwhile; next scan
+
+    def _take(
+        self,
+        changed: list[tuple[str, _Key]],
+        gone: list[str],
+        bad: list[BadContact],
+        now_ns: int,
+        reported: set[str],
+    ) -> dict[str, ContactInfo]:
+        """Read what the stat said changed, update rows, index and status table."""
+        rows = self._rows
+        assert rows is not None
         changed.sort()
         upserts: list[StatusRow] = []
-        gone = list(unseen)
-        bad_seen: dict[str, tuple[tuple[int, int, int], BadContact]] = {}
+        bad_seen: dict[str, tuple[_Key, BadContact]] = {}
         for name, key in changed:
             old = rows.get(name)
             seen = self._bad_seen.get(name)
-            if seen is not None and seen[0] == key and key[1] < now_ns - RACY_WINDOW_NS:
+            if (
+                seen is not None
+                and seen[0] == key
+                and key[1] < now_ns - RACY_WINDOW_NS
+                and name not in reported
+            ):
                 bad.append(seen[1])
                 bad_seen[name] = seen
                 continue
@@ -267,18 +381,69 @@ class VdirStore:
         self._bad_seen = bad_seen
         return dict(self._contacts)
 
+    # -- watching (a long-running server) ---------------------------------------------------
+
+    @property
+    def watching(self) -> bool:
+        """True while inotify tells this store which files changed (else: the stat loop)."""
+        return self._watch is not None
+
+    def close(self) -> None:
+        """Stop watching the vdir (a later scan runs the stat loop); the store stays usable."""
+        self._watch_wanted = False
+        self._unwatch()
+
+    def _unwatch(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+
+    def _watched_names(self, fd: int) -> set[str] | None:
+        """The names inotify saw change since the last scan; None: stat everything.
+
+        A vdir that cannot be watched (inotify limits reached, a network filesystem)
+        is logged once and scanned with the stat loop; each scan tries again.
+        """
+        if not self._watch_wanted:
+            return None
+        try:
+            st = os.fstat(fd)
+            if self._watch is None:
+                self._watch = DirWatch()
+            names = self._watch.changes(fd, (st.st_dev, st.st_ino))
+        except OSError as exc:  # WatchUnavailableError, and whatever else the kernel says
+            self._unwatch()
+            why = str(exc) if isinstance(exc, WatchUnavailableError) else f"inotify: {exc}"
+            if why != self._watch_trouble:
+                log.warning(
+                    "vdir not watched: every sync stats every contact file",
+                    vdir=shown(self.path),
+                    reason=why,
+                )
+            self._watch_trouble = why
+            return None
+        if (names is None and self._watch.rearms == 1) or self._watch_trouble is not None:
+            log.info("watching the vdir with inotify", vdir=shown(self.path))
+            self._watch_trouble = None
+        return names
+
     def _put_row(self, row: StatusRow) -> None:
         assert self._rows is not None
         self._rows[row.filename] = row
         # A file changed within RACY_WINDOW_NS of being recorded may change again in the
         # same timestamp tick unseen: its row is not trusted until a later scan records it.
-        trusted = row.mtime_ns < row.checked_ns - RACY_WINDOW_NS
-        self._trusted[row.filename] = (row.size, row.mtime_ns, row.inode) if trusted else None
+        if row.mtime_ns < row.checked_ns - RACY_WINDOW_NS:
+            self._trusted[row.filename] = (row.size, row.mtime_ns, row.inode)
+            self._racy.discard(row.filename)
+        else:
+            self._trusted[row.filename] = None
+            self._racy.add(row.filename)
 
     def _drop_row(self, name: str) -> None:
         assert self._rows is not None
         del self._rows[name]
         del self._trusted[name]
+        self._racy.discard(name)
 
     def _update_index(self, changes: list[tuple[StatusRow | None, StatusRow | None]]) -> bool:
         """Apply a scan's (old row, new row) changes to the index and contacts in place.

@@ -145,21 +145,22 @@ def unusable(
     return _bad(directory / filename, reason, filename, old_uid, data[:_UID_HEAD])
 
 
-def bad_entry(directory: Path, entry: os.DirEntry[str]) -> BadContact | None:
-    """A listed ``*.vcf`` name that is no file at all (broken link, directory, FIFO...)."""
+def bad_entry(directory: Path, name: str) -> BadContact | None:
+    """A ``*.vcf`` name in `directory` that is no file at all (broken link, directory, FIFO...)."""
+    full = directory / name
     try:
-        if entry.is_file():
+        if full.is_file():
             return None
     except OSError:  # ELOOP and the like: judged below
         pass
     try:
-        if entry.is_symlink() and not os.path.exists(directory / entry.name):
+        if full.is_symlink() and not os.path.exists(full):
             what = "a link to nothing (its target is missing, or links loop)"
         else:
-            what = "a directory" if entry.is_dir() else "not a regular file"
+            what = "a directory" if full.is_dir() else "not a regular file"
     except OSError as exc:
         what = f"cannot be examined: {exc.strerror}"
-    return _bad(directory / entry.name, what, entry.name, None)
+    return _bad(full, what, name, None)
 
 
 def write_atomic(

@@ -35,13 +35,19 @@ async def test_the_server_reads_its_status_table_once_and_then_only_what_changed
         server = pda.server
         assert server is not None
         store = server.store
+        assert store.watching  # inotify names what changed between syncs
         loads, parsed = store.status_loads, store.parse_count
         assert loads == 1
 
-        for _ in range(3):  # nothing changed: no SQL read of the table, no file read
+        for made in pda.dir.contacts.glob("*.vcf"):  # the first sync's files, aged: not racy
+            backdate(made)
+        await w.sync("pda1")  # reads them once more (inotify reported them): trusted now
+        for _ in range(3):  # nothing changed: no SQL read of the table, no file read or stat
+            stats = store.stat_count
             idle = await w.sync("pda1")
             assert idle["ok"], idle["error"]
             assert idle["to_card"] == {"added": 0, "modified": 0, "deleted": 0}
+            assert store.stat_count == stats
         assert (store.status_loads, store.parse_count) == (loads, parsed)
 
         # A vdir tool rewrites one contact: that one file is read, the table still is not.
@@ -49,10 +55,12 @@ async def test_the_server_reads_its_status_table_once_and_then_only_what_changed
         path = pda.dir.contacts / f"{uid}.vcf"
         path.write_text(new_card(uid, Projection("Waiting 07 (work)", "+4400000007")))
         backdate(path)
+        stats = store.stat_count
         edited = await w.sync("pda1")
         assert edited["ok"], edited["error"]
         assert edited["to_card"]["modified"] == 1
         assert (store.status_loads, store.parse_count) == (loads, parsed + 1)
+        assert store.stat_count == stats + 1  # that file, not the 35 of the book
         assert "Waiting 07 (work)" in {name for name, _ in w.card.records().values()}
 
 
