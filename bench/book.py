@@ -1,6 +1,6 @@
 """Whole syncs against a PDA address book of any size, with a long-running PDA server.
 
-    .venv/bin/python -m bench.book [--contacts 10000] [--runs 5]
+    .venv/bin/python -m bench.book [--contacts 10000] [--runs 5] [--no-watch]
 
 A full 250-record card (in-process emulator behind ``cardio.timing.TimedLink``)
 and a PDA vdir of N contacts, 250 of them the card's. The PDA server runs for the
@@ -8,6 +8,8 @@ whole benchmark, as ``simsync pda serve`` does, and the phone's side is the very
 code ``simsync sync`` runs. After the first (slow) sync: syncs with nothing
 changed, with 5 contacts edited on the PDA (files rewritten as a vdir tool
 would), and slow syncs. Prints medians with min-max; asserts nothing.
+``--no-watch``: the server stats every file at every sync instead of learning
+from inotify which changed (as ``simsync pda serve --no-watch``).
 Targets (issue 9): 10,000 contacts, 5 changed, at most 150 ms in process;
 50,000 within 2x of that.
 """
@@ -100,9 +102,10 @@ class Timings:
 class BookRig(Rig):
     """A Rig whose PDA server stays up between syncs (start with ``async with``)."""
 
-    def __init__(self, root: Path, contacts: int) -> None:
+    def __init__(self, root: Path, contacts: int, *, watch: bool = True) -> None:
         super().__init__(root)
         self.contacts = contacts
+        self.watch = watch
         self.server: PdaServer | None = None
         self._serving: asyncio.Task[None] | None = None
         self.address = ""
@@ -121,7 +124,7 @@ class BookRig(Rig):
         pda.allow(phone_identity(self.config("tcp://127.0.0.1:9")).device_id)
 
     async def __aenter__(self) -> BookRig:
-        self.server = PdaServer(PdaDir.open(self.pda_dir))
+        self.server = PdaServer(PdaDir.open(self.pda_dir), watch=self.watch)
         self.address = await self.server.start("tcp://127.0.0.1:0")
         self._serving = asyncio.create_task(self.server.serve_forever())
         return self
@@ -194,15 +197,18 @@ def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def _main(contacts: int, runs: int) -> None:
+async def _main(contacts: int, runs: int, watch: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="simsync-book-") as tmp:
-        rig = BookRig(Path(tmp) / "rig", contacts)
+        rig = BookRig(Path(tmp) / "rig", contacts, watch=watch)
         started = time.perf_counter()
         rig.build()
         print(f"{contacts} contacts written in {time.perf_counter() - started:.1f} s")
         async with rig:
             for row in await measure(rig, runs):
                 print(row.line())
+            assert rig.server is not None
+            how = "inotify" if rig.server.store.watching else "the stat loop every sync"
+            print(f"PDA server's store: {how}")
     print(f"peak RSS of this process (phone + PDA + card): {max_rss_mb():.0f} MiB")
 
 
@@ -211,11 +217,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--no-watch", action="store_true", help="the server stats every file")
     args = parser.parse_args(argv)
     if args.contacts < CARD:
         parser.error(f"--contacts must be at least {CARD} (the card's records)")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    asyncio.run(_main(args.contacts, args.runs))
+    asyncio.run(_main(args.contacts, args.runs, not args.no_watch))
 
 
 if __name__ == "__main__":
