@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 from collections.abc import Iterable
 
@@ -74,6 +75,13 @@ RECORD_MAX_FRAME = _RECORD + _RECORD_OVERHEAD
 _MIN_INNER_FRAME = PRE_AUTH_MAX_FRAME  # the pairing hello and handshake flights fit one frame
 
 
+# One context per role, identity and paired peer certificate, kept for the next
+# connection: building one (OpenSSL's SSL_CTX, both files read and the key parsed, the
+# peer's certificate as the only trust anchor) costs 1-5 ms, on the path of every sync
+# of the long-running PDA server and daemon. Only paired peers get here (after the
+# pairing check), so strangers cannot fill it. No TLS session is kept or resumed: the
+# server issues no tickets, and the client is never given a session to offer.
+@functools.lru_cache(maxsize=16)
 def _context(server_side: bool, identity: Identity, peer_der: bytes) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server_side else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3

@@ -26,7 +26,7 @@ from transports import (
 )
 from transports.framing import HEADER
 from transports.memory import memory_pair
-from transports.tls import PRE_AUTH_MAX_FRAME, RECORD_MAX_FRAME
+from transports.tls import PRE_AUTH_MAX_FRAME, RECORD_MAX_FRAME, _context
 
 from .conftest import connected
 
@@ -149,6 +149,21 @@ async def test_colon_separated_device_ids_are_accepted(ids: Ids) -> None:
     assert tc.peer_id == b.device_id
     await tc.close()
     await ts.close()
+
+
+async def test_each_side_builds_its_tls_context_once_per_paired_peer(ids: Ids) -> None:
+    # An SSLContext costs milliseconds on every sync of the long-running server/daemon.
+    a, b = ids["a"], ids["b"]
+    _context.cache_clear()
+    for _ in range(2):
+        c, s = memory_pair()
+        tc, ts = await asyncio.gather(
+            tls_client(c, a, {b.device_id}), tls_server(s, b, {a.device_id})
+        )
+        await tc.close()
+        await ts.close()
+    info = _context.cache_info()
+    assert (info.misses, info.hits) == (2, 2)  # one per side, then reused
 
 
 async def test_someone_claiming_a_paired_certificate_without_its_key_fails(ids: Ids) -> None:
