@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
 from pathlib import Path
 
-from cardio import errors
-from cardio.codecs import AdnRecord, CodecError
-from cardio.hostfiles import default_state_dir, read_pin
-from cardio.link import CardLink
-from cardio.localcopy import CardStateDB, StateError
-from cardio.session import PhonebookCard
+# The card session, its state file, asyncio and json load when `card dump` runs, not
+# when the parser is built (`simsync card --help` must stay quick).
 
 __all__ = ["decode_phonebook", "register"]
 
@@ -43,6 +37,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _dump(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from cardio import errors
+    from cardio.hostfiles import default_state_dir, read_pin
+    from cardio.localcopy import StateError
+
     try:
         pin = read_pin(args.pin_file) if args.pin_file else None
         state_dir: Path = args.state_dir or default_state_dir()
@@ -72,7 +73,10 @@ def _dump(args: argparse.Namespace) -> int:
 
 
 async def _read_phonebook(reader: str, pin: str | None, state_dir: Path) -> list[dict[str, object]]:
+    from cardio.link import CardLink
+    from cardio.localcopy import CardStateDB
     from cardio.pcsc import PcscLink
+    from cardio.session import PhonebookCard
 
     link: CardLink = PcscLink(reader)
     await link.open()  # before any state is written: a wrong reader changes nothing
@@ -94,6 +98,8 @@ async def _read_phonebook(reader: str, pin: str | None, state_dir: Path) -> list
 
 def decode_phonebook(content: dict[int, bytes]) -> list[dict[str, object]]:
     """Non-empty records as ``{"record", "name", "number"}``; undecodable ones say so."""
+    from cardio.codecs import AdnRecord, CodecError
+
     rows: list[dict[str, object]] = []
     for n in sorted(content):
         try:

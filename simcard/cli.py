@@ -84,8 +84,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _add_init(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from simcard.state import DEFAULT_ICCID
-
     p = sub.add_parser(
         "init",
         help="create a card image (an empty phonebook, PIN, PUK, sync applet)",
@@ -100,7 +98,7 @@ def _add_init(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--iccid",
-        default=DEFAULT_ICCID,
+        default=None,  # simcard.state.DEFAULT_ICCID, looked up when the command runs
         metavar="DIGITS",
         help="18-20 digits (default: a Luhn-valid test ICCID)",
     )
@@ -136,12 +134,13 @@ def _cmd_init(args: argparse.Namespace) -> int:
     """``simsync card init``: 0 on success, 2 for a bad flag, 1 if the image cannot be made."""
     from simcard.errors import ImageError
     from simcard.image import create_image
+    from simcard.state import DEFAULT_ICCID
 
     try:
         records = _int_flag("records", args.records, 1, 254)
         alpha_len = _int_flag("alpha-len", args.alpha_len, 1, 241)
         partners = _int_flag("partners", args.partners, 8, 16)
-        iccid = _digits_flag("iccid", args.iccid, 18, 20)
+        iccid = _digits_flag("iccid", DEFAULT_ICCID if args.iccid is None else args.iccid, 18, 20)
         pin = _digits_flag("pin", args.pin, 4, 8, secret=True)
         puk = _digits_flag("puk", args.puk, 8, 8, secret=True)
     except ValueError as exc:

@@ -60,6 +60,11 @@ def test_group_help_loads_only_that_group(tmp_path: Path) -> None:
     modules = loaded(tmp_path, "pda", "--help")
     assert "pda.cli" in modules
     assert not modules & {"pda.node", "pda.vdir", VCARD, "cardio", "simcard", PYSCARD, X509}
+    modules = loaded(tmp_path, "card", "--help")
+    assert {"simcard.cli", "cardio.cli"} <= modules
+    # neither the emulator nor the card session, their state files, asyncio or logging
+    card = {"simcard.card", "simcard.image", "cardio.session", "cardio.localcopy"}
+    assert not modules & (card | {PYSCARD, "sqlite3", "asyncio", "structlog", "pda"})
 
 
 def test_a_bad_config_loads_neither_card_nor_crypto(tmp_path: Path) -> None:
