@@ -4,13 +4,15 @@
 
 Fresh interpreters, bytecode present (``scripts/dev.sh`` compiles it at install;
 one warm-up run here makes sure). Prints the median and min-max wall time of
-each, and the modules behind the biggest costs; asserts nothing. Target (issue 9):
-``simsync --help`` <= 0.12 s.
+each, then how many modules each case loaded from bytecode and which (if any)
+it had to compile from source (``PYTHONVERBOSE``); asserts nothing. Target
+(issue 9): ``simsync --help`` <= 0.12 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -49,6 +51,24 @@ def measure(runs: int) -> dict[str, list[float]]:
     return {label: timed(argv, runs) for label, argv in CASES.items()}
 
 
+def bytecode(argv: Sequence[str]) -> tuple[int, list[str]]:
+    """(modules loaded from .pyc, sources compiled) in one run of argv, from the import
+    system's verbose messages ("code object from PATH")."""
+    proc = subprocess.run(
+        argv, cwd=REPO, capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONVERBOSE": "1"},
+    )  # fmt: skip
+    from_pyc, compiled = 0, []
+    for line in proc.stderr.splitlines():
+        if line.startswith("# code object from "):
+            path = line.removeprefix("# code object from ").strip("'")
+            if path.endswith(".pyc"):
+                from_pyc += 1
+            else:
+                compiled.append(path)
+    return from_pyc, compiled
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Time each case and print one line each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -59,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{label:40s} median {statistics.median(times) * 1000:6.0f} ms  "
             f"(min {min(times) * 1000:4.0f} - max {max(times) * 1000:4.0f})"
         )
+    for label, case in CASES.items():  # as the timed runs found it: after their warm-up
+        from_pyc, compiled = bytecode(case)
+        print(f"{label:40s} {from_pyc} modules from bytecode, {len(compiled)} compiled now")
+        for path in compiled:
+            print(f"    compiled from source: {path}")
 
 
 if __name__ == "__main__":
