@@ -4,8 +4,10 @@
 
 Then the fill: an empty 250-record card and a PDA with 250 contacts, a slow sync
 that writes them all, and the syncs after it (5 contacts edited on the PDA,
-nothing changed, a slow sync again), each with its APDUs by instruction -- where
-the card's time goes when the phone's own writes are involved (issue 9).
+nothing changed, a slow sync again, and the worst slow sync: the phone's local
+copy lost and all 250 contacts edited, so every record is read and rewritten),
+each with its APDUs by instruction -- where the card's time goes when the
+phone's own writes are involved (issue 9).
 
 A full 250-record card and its 250 contacts, synced once. Then, for each k: k
 records edited by another terminal on the card (each must be read), or k contacts
@@ -87,6 +89,10 @@ async def _fill(root: Path, model: LinkModel) -> list[Measured]:
         out.append(await rig.sync("5 edited on the PDA", "auto", model))
         out.append(await rig.sync("nothing changed", "auto", model))
         out.append(await rig.sync("slow sync again", "slow", model))
+        rig.edit(CARD)
+        for lost in (rig.root / "phone").glob("cards.sqlite*"):
+            lost.unlink()
+        out.append(await rig.sync("slow, no copy, 250 rewritten", "slow", model))
     return out
 
 

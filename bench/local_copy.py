@@ -115,8 +115,8 @@ async def run(records: int, baud: int, card_ms: float) -> None:
     print(
         "APDUs = commands the host sent; TPDUs add GET RESPONSE (T=0 case 4). 'sync' counts "
         "NEWSYNC, GETCHANGES, STORESYNC and READ RECORD; 'prolog' is ICCID, SELECTs, VERIFY, "
-        "MANAGE CHANNEL. A refresh opens a second logical channel so a partner's session "
-        "can stay open on the first."
+        "MANAGE CHANNEL (one channel: the refresh runs where EF.ADN was selected; beside a "
+        "partner's session it would open a second)."
     )
 
 

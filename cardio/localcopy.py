@@ -201,11 +201,16 @@ class CardStateDB:
         host_last: bytes | None,
         host_pending: bytes | None,
         replace: bool,
+        drop_own_writes: bool = False,
     ) -> None:
-        """Store records (all of them when ``replace``) and the host objects, atomically."""
+        """Store records (all of them when ``replace``) and the host objects, atomically;
+        ``drop_own_writes``: forget the partners' own writes too (the host's new anchor,
+        once stored, covers them)."""
         with self._tx() as db:
             if replace:
                 db.execute("DELETE FROM copy WHERE iccid=?", (iccid,))
+            if drop_own_writes:
+                db.execute("DELETE FROM own_writes WHERE iccid=?", (iccid,))
             db.execute(
                 "INSERT INTO copy_meta VALUES (?, ?, ?, ?, ?) ON CONFLICT(iccid) DO UPDATE SET "
                 "records=excluded.records, record_len=excluded.record_len, "

@@ -1,12 +1,14 @@
-"""One card, ready to sync: the phonebook selected, the PIN verified, a session channel open.
+"""One card, ready to sync: a logical channel open, EF.ADN selected there, the PIN verified.
 
 ``PhonebookCard`` gives everything above ``cardio`` one API, whether or not the
 card has the sync commands:
 
 - **sync-object cards**: NEWSYNC/GETCHANGES/STORESYNC go to the card on the
-  session's logical channel; the local copy is refreshed with the same three
-  commands under the host's own partner id, on a second channel when the card
-  offers one (so a partner's session stays open meanwhile).
+  session's logical channel -- the one ``open`` opened first, which starts at the
+  MF (so the ICCID costs no SELECT of the MF) and keeps EF.ADN selected whatever
+  other terminals select on channel 0. The local copy is refreshed with the same
+  three commands under the host's own partner id, on a second channel when a
+  partner's session is open (so it stays open meanwhile).
 - **plain SIMs** (NEWSYNC answered ``6D00``/``6E00``, i.e. every SIM in phones
   today): the same calls work; changes are found by a full read compared with
   the host's snapshot for that (ICCID, partner), and the host keeps the sync
@@ -18,10 +20,19 @@ writes is written to the copy too, and a copy that cannot be proven current
 
 The phone's own writes in a partner's session are changes for the host's own id
 too (a write belongs to the session of one channel only, card.md section 4). So
-after the partner's STORESYNC, ``settle_copy`` moves the host's anchor over them
-without reading them back: one NEWSYNC for the host, then one for the partner,
-whose list names every record someone else wrote since the phone did (the
-partner's baseline holds the phone's writes). See docs/cardio.md.
+``settle_copy`` keeps them, per partner, with the partner's sync object, and the
+next refresh proves them without reading them back: after the host's NEWSYNC, one
+NEWSYNC for the partner on channel 0, never stored, whose list names every record
+someone else wrote since the phone did (the partner's baseline holds the phone's
+writes). See docs/cardio.md.
+
+Cost on a 250-record card (``python -m bench.card_cost``, in process; ``simsync
+sync`` adds the VERIFY asking the PIN's tries left): 11 APDUs for a sync with
+nothing changed (MANAGE CHANNEL, SELECT EF.ICCID, READ BINARY, SELECT DF.TELECOM,
+SELECT EF.ADN + GET RESPONSE, VERIFY, NEWSYNC + GET RESPONSE, STORESYNC, close);
+a slow sync adds 5 for the refresh (a second channel, NEWSYNC + GET RESPONSE,
+STORESYNC, close) and 2 for the free-record check, plus one READ per record
+the refresh must read and one UPDATE per record written.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import structlog
 
 from cardio import entries, errors
 from cardio.entries import Contact, Refused, Unreadable, Written
+from cardio.files import FileInfo
 from cardio.link import CardLink
 from cardio.localcopy import CardStateDB, OwnWrites
 from cardio.sim import CLA_GSM, Sim
@@ -55,14 +67,28 @@ log = structlog.get_logger(__name__)
 ADN_PATH = (0x3F00, 0x7F10, 0x6F3A)
 EXT1_FID = 0x6F4A  # beside EF.ADN under DF.TELECOM
 _EMPTY = 0xFF
-# Asking a partner's change list on a spare channel: MANAGE CHANNEL open, NEWSYNC +
-# GET RESPONSE, close (GETCHANGES too when others wrote). Worth it for more READs.
-_WITNESS_COST = 4
+# Asking a partner's change list on channel 0: NEWSYNC + GET RESPONSE (GETCHANGES too
+# when others wrote). Worth it for more READs.
+_WITNESS_COST = 2
 _T = TypeVar("_T")
 
 
 def _is_empty(raw: bytes) -> bool:
     return all(b == _EMPTY for b in raw)
+
+
+async def _identify(adn: Sim, pin: str | None) -> tuple[str, FileInfo]:
+    """On a fresh channel (or channel 0): the ICCID, EF.ADN selected, the PIN verified."""
+    iccid = await adn.iccid(at_mf=bool(adn.channel))
+    # EF.ICCID sits under the MF, so DF.TELECOM is a child of the current DF now; only
+    # EF.ADN's answer (its geometry) is needed.
+    await adn.select_quiet(ADN_PATH[1:2])
+    info = await adn.select(ADN_PATH[2])
+    if not info.is_record_ef or info.record_length < 14 or not info.record_count:
+        raise errors.MalformedResponse(f"EF.ADN is not a linear fixed file of ADN records ({info})")
+    if pin is not None:
+        await adn.verify_pin(pin)
+    return iccid, info
 
 
 @dataclass(frozen=True)
@@ -81,6 +107,7 @@ class PhonebookCard:
         self,
         link: CardLink,
         sim: Sim,
+        adn: Sim,
         state: CardStateDB,
         *,
         iccid: str,
@@ -89,9 +116,12 @@ class PhonebookCard:
         host_partner: bytes,
     ) -> None:
         self.link = link
-        self._sim0 = sim
+        self._sim0 = sim  # the basic channel: MANAGE CHANNEL, and sync commands never stored
+        # The channel opened first, EF.ADN selected: the partner session's, or the refresh's
+        # when no session is open (channel 0 itself on a card without logical channels).
+        self._adn = adn
         self._session: Sim | None = None
-        self._no_channels = False
+        self._no_channels = not adn.channel
         self._state = state
         self.iccid = iccid
         self.records = records
@@ -119,10 +149,8 @@ class PhonebookCard:
         self._committed: tuple[bytes, bytes] | None = None
         # Records written since the copy was last saved (saved in one transaction).
         self._unsaved: dict[int, bytes] = {}
-        # The host object this connection stored (its refresh), and whether that
-        # refresh came after the open partner session's NEWSYNC.
+        # The host object this connection stored (its refresh).
         self._host_stored: bytes | None = None
-        self._proven_in_session = False
         # The copy's free records were checked on the card during this partner session.
         self._slots_checked = False
 
@@ -135,12 +163,14 @@ class PhonebookCard:
     async def open(
         cls, link: CardLink, state: CardStateDB, *, pin: str | None, host_partner: bytes
     ) -> PhonebookCard:
-        """Read the ICCID, select EF.ADN, verify ``pin``.
+        """Open a logical channel, read the ICCID and select EF.ADN there, verify ``pin``.
 
         The link must be open. A wrong PIN raises ``PinRejected`` (tries left
-        attached); nothing here ever retries a PIN. Logical channels are opened
-        only when a session or a refresh needs one, so a plain read costs no more
-        than it must.
+        attached); nothing here ever retries a PIN. Everything happens on one
+        fresh logical channel (channel 0 where the card has none): it starts at
+        the MF, so the ICCID costs no SELECT of the MF, and it keeps EF.ADN
+        selected for the partner's session (or the refresh) whatever other
+        terminals select on channel 0. Close with ``close()``.
         """
         if not 1 <= len(host_partner) <= 16:
             raise errors.InvalidRequest("host partner id must be 1..16 bytes")
@@ -158,22 +188,22 @@ class PhonebookCard:
     async def _open_held(
         cls, link: CardLink, state: CardStateDB, *, pin: str | None, host_partner: bytes
     ) -> PhonebookCard:
-        sim = Sim(link)
-        iccid = await sim.iccid()
-        # EF.ICCID sits under the MF, so DF.TELECOM is a child of the current DF now; only
-        # EF.ADN's answer (its geometry) is needed.
-        await sim.select_quiet(ADN_PATH[1:2])
-        info = await sim.select(ADN_PATH[2])
-        if not info.is_record_ef or info.record_length < 14 or not info.record_count:
-            raise errors.MalformedResponse(
-                f"EF.ADN is not a linear fixed file of ADN records ({info})"
-            )
-        if pin is not None:
-            await sim.verify_pin(pin)
+        sim0 = Sim(link)
+        adn = await sim0.open_channel()
+        if not adn.channel:
+            adn = sim0  # one Sim per channel: channel 0's current file is tracked once
+        try:
+            iccid, info = await _identify(adn, pin)
+        except BaseException:
+            if adn.channel:
+                with contextlib.suppress(errors.CardioError):  # keep the first error
+                    await adn.close_channel()
+            raise
         log.info("card ready", iccid=iccid, records=info.record_count)
         return cls(
             link,
-            sim,
+            sim0,
+            adn,
             state,
             iccid=iccid,
             records=info.record_count,
@@ -183,14 +213,14 @@ class PhonebookCard:
 
     async def pin_tries_left(self) -> int | None:
         """PIN tries left (None: verified already on this card); EF.ADN stays selected."""
-        tries = await self._sim0.pin_tries_left()
-        if self._sim0.cla == CLA_GSM:  # a GSM card tells in the MF's answer: back to EF.ADN
-            await self._sim0.select_path(ADN_PATH[1:])
+        tries = await self._adn.pin_tries_left()
+        if self._adn.cla == CLA_GSM:  # a GSM card tells in the MF's answer: back to EF.ADN
+            await self._adn.select_path(ADN_PATH[1:])
         return tries
 
     async def verify_pin(self, pin: str) -> None:
         """VERIFY CHV1 (``PinRejected`` with the tries left, ``CardBlocked``); never retried."""
-        await self._sim0.verify_pin(pin)
+        await self._adn.verify_pin(pin)
 
     async def close(self) -> None:
         """Save writes not saved yet, close the logical channels this object opened
@@ -199,7 +229,8 @@ class PhonebookCard:
             self._flush()
         except errors.CardioError as exc:  # StateError: the card holds them; a refresh reads them
             log.warning("local copy not saved", error=str(exc))
-        for sim in {id(s): s for s in (self._host_sim, self._session) if s is not None}.values():
+        sims = (self._host_sim, self._session, self._adn)
+        for sim in {id(s): s for s in sims if s is not None}.values():
             if sim.channel:
                 try:
                     await sim.close_channel()
@@ -210,23 +241,9 @@ class PhonebookCard:
         with contextlib.suppress(errors.CardioError):  # a card gone has ended the hold
             await self.link.release()
 
-    async def _channel(self, *, select: bool = True) -> Sim:
-        """A fresh logical channel (EF.ADN selected unless ``select`` is False: the sync
-        commands name their EF themselves), or channel 0 where the card has none."""
-        if self._no_channels:
-            return self._sim0
-        sim = await self._sim0.open_channel()
-        if not sim.channel:
-            self._no_channels = True  # don't ask again: every MANAGE CHANNEL costs an APDU
-            return self._sim0
-        if select:
-            await sim.select_quiet(ADN_PATH[1:])  # a new channel starts at the MF
-            sim.current = self._sim0.current  # same file, same geometry
-        return sim
-
     async def _session_sim(self) -> Sim:
         if self._session is None:
-            self._session = await self._channel()
+            self._session = self._adn
             self._sync = CardSync(self._session)
         return self._session
 
@@ -252,14 +269,13 @@ class PhonebookCard:
             # the session's own writes, which the copy follows) is as fresh as another
             # would be, and another costs a whole EF.ADN of APDUs.
             return RefreshStats(False, 0, 0)
-        shares_channel = self._session_open and self._session is self._sim0
-        if self.change_detection is False or shares_channel:
-            # No sync commands, or they would disturb the partner session on the only channel:
-            # plain reads never do.
-            content = await self._full_read(self._sim0)
+        sim = None if self.change_detection is False else await self._host_channel()
+        if sim is None:
+            # No sync commands, or they would disturb the partner session on the only channel
+            # left: plain reads never do.
+            content = await self._full_read(self._adn)
             self._store_copy(content, replace=True, keep_host=True)
             return RefreshStats(True, self.records, self.link.apdu_count - start)
-        sim = await self._host_channel()
         sync = CardSync(sim)
         try:
             result = await sync.new_sync(self.host_partner, DEFAULT_DB)
@@ -272,10 +288,16 @@ class PhonebookCard:
         # card just proved result.last: it is the copy's last object now, whichever of
         # (last, pending) it was, so a second interruption still leaves a provable copy.
         # (No separate promotion: the next save records the object the card then proves.)
-        self._store_copy(content, replace=True, host_last=result.last, host_pending=result.proposed)
+        # The phone's own writes kept for proving are then in the host's baseline: dropped.
+        self._store_copy(
+            content,
+            replace=True,
+            host_last=result.last,
+            host_pending=result.proposed,
+            drop_own_writes=True,
+        )
         await sync.store_sync(result.proposed)
         self._host_stored = result.proposed
-        self._proven_in_session = self._session_open
         log.info("local copy refreshed", full=full, changed=changed)
         return RefreshStats(full, changed, self.link.apdu_count - start)
 
@@ -286,8 +308,10 @@ class PhonebookCard:
 
         From the saved copy plus the host's change list when the card proves the
         copy's object; from the list alone when the host has no entry on the card
-        (then it names every non-empty record); else by reading every record --
-        and never by more APDUs than a full read.
+        (then it names every non-empty record); else by reading every record.
+        Never by more APDUs than a full read, unless the phone's own writes it
+        counted on proving turn out written by others (then the list's pages and
+        one NEWSYNC more).
         """
         last, pending = self._state.host_objects(self.iccid)
         base: dict[int, bytes] | None = None
@@ -297,10 +321,13 @@ class PhonebookCard:
             base = self._state.copy(self.iccid, self.records, self.record_len)
         pages = -(-result.changes // MAX_ENTRIES_PER_PAGE)
         reader = self._reader()
-        if base is None or pages + result.changes >= self.records:
+        # The witness goes on channel 0: only where the card has logical channels.
+        owns = self._state.own_writes(self.iccid) if self._adn.channel else {}
+        provable = len({r for own in owns.values() for r in own.records})
+        if base is None or pages + result.changes - provable >= self.records:
             return await self._full_read(reader), True, self.records
         listed = await sync.changes()
-        proven = await self._proven_own_writes(listed)
+        proven = await self._proven_own_writes(listed, owns)
         for change in listed:
             known = proven.get(change.record)
             base[change.record] = (
@@ -308,34 +335,36 @@ class PhonebookCard:
             )
         return base, result.last is None, result.changes
 
-    async def _proven_own_writes(self, listed: list[Change]) -> dict[int, bytes]:
+    async def _proven_own_writes(
+        self, listed: list[Change], owns: dict[bytes, OwnWrites]
+    ) -> dict[int, bytes]:
         """Listed records the phone wrote itself in a partner's sessions and that nobody
         has written since: their bytes, known without a READ.
 
-        Asked after the host's NEWSYNC (see ``settle_copy``): a partner's baseline
-        holds the phone's writes, so its change list names every record written by
-        anyone else since. Only when it saves more READs than it costs, and only on a
-        spare logical channel (never disturbing the sessions open on the others).
+        Asked after the host's NEWSYNC, so a write by anyone from then on stays listed
+        for the host: a partner's baseline holds the phone's writes, so its change
+        list names every record written by anyone else since (card.md section 4:
+        completeness; writes by others during its session are reported at its next
+        sync). Only when it saves more READs than it costs. On channel 0, never
+        stored: a NEWSYNC alone changes nothing in the card's table, and its list is
+        frozen when it is sent, so what other terminals do on channel 0 meanwhile
+        does not matter; the sessions open on the phone's own channels stay
+        untouched. (Where the card has logical channels, terminals keep their
+        sessions off channel 0, card.md section 4.)
         """
         wanted = {c.record for c in listed if c.kind is not ChangeKind.DELETED}
         out: dict[int, bytes] = {}
-        if self._no_channels or len(wanted) <= _WITNESS_COST:
+        if len(wanted) <= _WITNESS_COST:
             return out
-        for own in self._state.own_writes(self.iccid).values():
+        witness = CardSync(self._sim0)
+        for own in owns.values():
             candidates = {r: raw for r, raw in own.records.items() if r in wanted and r not in out}
             if len(candidates) <= _WITNESS_COST:
                 continue
-            sim = await self._sim0.open_channel()
-            if not sim.channel:
-                break  # no spare channel: read them
-            try:
-                witness = CardSync(sim)
-                theirs = await witness.new_sync(own.partner, DEFAULT_DB)  # never stored
-                if theirs.last == own.obj:
-                    written = {c.record for c in await witness.changes()}
-                    out.update((r, raw) for r, raw in candidates.items() if r not in written)
-            finally:
-                await sim.close_channel()
+            theirs = await witness.new_sync(own.partner, DEFAULT_DB)  # never stored
+            if theirs.last == own.obj:
+                written = {c.record for c in await witness.changes()}
+                out.update((r, raw) for r, raw in candidates.items() if r not in written)
         return out
 
     @property
@@ -355,10 +384,20 @@ class PhonebookCard:
         assert self._host_sim is not None
         return self._host_sim
 
-    async def _host_channel(self) -> Sim:
+    async def _host_channel(self) -> Sim | None:
+        """Where the host's own sync commands go: EF.ADN's channel while no partner session
+        is open; beside one, a channel of its own (sync commands only: reads go over the
+        session's channel). None when no channel is left: a session there would absorb
+        other terminals' writes on channel 0 as the host's own."""
         if self._host_sim is None:
-            # Beside an open session channel the host channel carries sync commands only.
-            self._host_sim = await self._channel(select=self._session is None)
+            if not self._session_open:
+                self._host_sim = self._adn
+            elif not self._no_channels:
+                sim = await self._sim0.open_channel()
+                if sim.channel:
+                    self._host_sim = sim
+                else:
+                    self._no_channels = True  # don't ask again: every MANAGE CHANNEL costs one
         return self._host_sim
 
     async def _full_read(self, sim: Sim) -> dict[int, bytes]:
@@ -372,6 +411,7 @@ class PhonebookCard:
         host_last: bytes | None = None,
         host_pending: bytes | None = None,
         keep_host: bool = False,
+        drop_own_writes: bool = False,
     ) -> None:
         if keep_host:
             host_last, host_pending = self._state.host_objects(self.iccid)
@@ -383,6 +423,7 @@ class PhonebookCard:
             host_last=host_last,
             host_pending=host_pending,
             replace=replace,
+            drop_own_writes=drop_own_writes,
         )
         self._copy = dict(content)
         self._unsaved.clear()  # the whole copy was just saved
@@ -397,7 +438,9 @@ class PhonebookCard:
         self.put_records = set()
         self._partner, self._wrote, self._committed = partner, {}, None
         self._session_last, self._listed = None, None
-        self._proven_in_session = self._slots_checked = False
+        self._slots_checked = False
+        if self._host_sim is self._adn:
+            self._host_sim = None  # the partner's session takes that channel
         await self._session_sim()
         assert self._sync is not None
         if self.change_detection is not False:
@@ -470,36 +513,18 @@ class PhonebookCard:
         self._session_open = False
         self._slots_checked = False
 
-    async def settle_copy(self) -> int:
-        """After a partner's STORESYNC: save the session's writes to the local copy in one
-        transaction and, when this connection refreshed the copy during that session,
-        move the host's own anchor over them without reading them back.
+    async def settle_copy(self) -> None:
+        """After a partner's STORESYNC: save the session's writes to the local copy and,
+        with them, the records the phone wrote in that partner's sessions (one transaction).
 
-        The proof that nobody else wrote one of them since the phone did is the
-        partner's own change list, taken after the host's NEWSYNC: the partner's
-        baseline holds what the phone wrote, so a record someone else wrote is listed
-        (card.md section 4: completeness, and writes by others during a session are
-        reported at the next sync). Those, and only those, are read. A write by others
-        after the host's NEWSYNC stays listed for the host. Returns the APDUs spent.
+        No APDU: the writes are the partner's own, so they stay listed for the host's
+        own id, and the next refresh proves them by that partner's change list instead
+        of reading them back (``_proven_own_writes``).
         """
-        start = self.link.apdu_count
         committed, self._committed = self._committed, None
         own = None if committed is None else self._own_writes_after(*committed)
-        if (
-            committed is not None
-            and self._wrote
-            and self._proven_in_session
-            and self._host_stored is not None
-            and self._session is not None
-            and self._session.channel
-            and self._host_sim is not None
-            and self._host_sim.channel
-            and self._copy is not None
-        ):
-            await self._reanchor(*committed, self._session, self._host_sim, self._copy)
         self._wrote = {}
         self._flush(own)
-        return self.link.apdu_count - start
 
     def _own_writes_after(self, partner: bytes, obj: bytes) -> OwnWrites:
         """The partner's own writes once ``obj`` is its last object: this session's, and
@@ -509,24 +534,6 @@ class PhonebookCard:
         if old is not None and old.obj == self._session_last and self._listed is not None:
             kept = {r: raw for r, raw in old.records.items() if r not in self._listed}
         return OwnWrites(partner, obj, kept | self._wrote)
-
-    async def _reanchor(
-        self, partner: bytes, obj: bytes, session: Sim, host_sim: Sim, copy: dict[int, bytes]
-    ) -> None:
-        host = CardSync(host_sim)
-        mine = await host.new_sync(self.host_partner, DEFAULT_DB)  # first: see the docstring
-        if mine.last != self._host_stored:
-            return  # the host's entry moved (another phone's state dir?): refresh as usual
-        witness = CardSync(session)  # the partner's session ended: its channel is free
-        theirs = await witness.new_sync(partner, DEFAULT_DB)  # opens nothing we store
-        if theirs.last != obj:
-            return  # the partner's entry moved already: its list proves nothing of ours
-        for change in await witness.changes():
-            copy[change.record] = await self._current(session, change)
-        self._store_copy(copy, replace=True, host_last=mine.last, host_pending=mine.proposed)
-        await host.store_sync(mine.proposed)
-        self._host_stored = mine.proposed
-        log.info("local copy settled", wrote=len(self._wrote), others=theirs.changes)
 
     def _flush(self, own: OwnWrites | None = None) -> None:
         """Save the records written since the copy was last saved, and a partner's own
@@ -577,9 +584,11 @@ class PhonebookCard:
         """After this connection's refresh: one NEWSYNC for the host lists every record
         written since (by anyone), so no free record needs a READ of its own.
 
-        Costs 2 APDUs (+ GETCHANGES and a READ per record written meanwhile) for the
-        rest of the partner session, instead of one READ per new record. The session
-        opened here on the host's channel is never stored: it changes nothing.
+        Costs 2 APDUs (+ GETCHANGES, and a READ per free record written meanwhile) for
+        the rest of the partner session, instead of one READ per new record. Only the
+        records the copy shows free matter here (no other is handed out): the rest,
+        the session's own writes among them, stay listed for the host's next refresh.
+        The session opened here on the host's channel is never stored: it changes nothing.
         """
         if self._host_sim is None or not self._host_sim.channel or self._copy is None:
             return
@@ -589,7 +598,8 @@ class PhonebookCard:
             self._host_stored = None  # not ours any more: check each record as handed out
             return
         for change in await sync.changes():
-            self._copy[change.record] = await self._current(self._reader(), change)
+            if change.kind is ChangeKind.DELETED or _is_empty(self._copy[change.record]):
+                self._copy[change.record] = await self._current(self._reader(), change)
         self._slots_checked = True
 
     async def read_ext1_chain(self, first: int) -> dict[int, bytes]:

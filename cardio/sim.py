@@ -97,11 +97,21 @@ class Sim:
         return self._cla
 
     async def open_channel(self) -> Sim:
-        """A ``Sim`` on a newly opened logical channel, or on channel 0 if the card has none."""
-        await self.detect_class()
+        """A ``Sim`` on a newly opened logical channel, or on channel 0 if the card has none.
+
+        Opened from the basic channel, the new channel's current DF is the MF
+        (ISO/IEC 7816-4 MANAGE CHANNEL, TS 102 221 section 11.1.17). With the class not
+        known yet, MANAGE CHANNEL itself tells it: a SIM-only card answers ``6E00`` to
+        CLA ``00`` (card.md section 2).
+        """
         if self._cla == CLA_GSM:
             return Sim(self.link, cla=CLA_GSM)
         response = await self.link.transmit(Command(CLA_ISO, INS_MANAGE_CHANNEL, 0, 0, le=1))
+        if self._cla is None:
+            if response.sw == SW_CLA_NOT_SUPPORTED:
+                self._cla = CLA_GSM
+                return Sim(self.link, cla=CLA_GSM)
+            self._cla = CLA_ISO
         if not response.ok:
             # 6881 (no channels), 6A81, 6D00: the card offers none; share channel 0.
             log.info("logical channel unavailable, using channel 0", sw=f"{response.sw:04X}")
@@ -281,12 +291,13 @@ class Sim:
             out += data
         return out[:length]
 
-    async def iccid(self) -> str:
+    async def iccid(self, *, at_mf: bool = False) -> str:
         """The card's ICCID (EF 2FE2 under the MF) as a digit string; no PIN needed.
 
         EF.ICCID is 10 bytes (card.md section 2), so neither SELECT asks for an answer.
+        ``at_mf``: the MF is known to be current (a channel just opened from channel 0).
         """
-        await self.select_quiet([MF_FID, FID_ICCID])
+        await self.select_quiet([FID_ICCID] if at_mf else [MF_FID, FID_ICCID])
         return decode_iccid(await self.read_binary(0, ICCID_LEN))
 
 

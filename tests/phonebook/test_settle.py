@@ -1,9 +1,10 @@
 """The phone's own writes move its own local-copy anchor (issue 9), and nothing is lost.
 
-After a partner's STORESYNC, ``settle_copy`` moves the host's anchor over the
-records the phone wrote without reading them back; a record another terminal
-wrote at any moment around it is read, now or at the next refresh. Each case
-ends by comparing the copy a later connection proves with the card itself.
+After a partner's STORESYNC, ``settle_copy`` saves what the phone wrote (no APDU);
+the next refresh moves the host's anchor over those records without reading them
+back, proven by the partner's change list; a record another terminal wrote at any
+moment around it is read, at that refresh or the one after. Each case ends by
+comparing the copy a later connection proves with the card itself.
 """
 
 from __future__ import annotations
@@ -33,18 +34,22 @@ def rec(name: str) -> bytes:
 
 class Meddling(InProcessLink):
     """A link that lets another terminal write right after the next NEWSYNC it carries
-    (once its answer is fetched: any command between would discard it)."""
+    (once its answer is fetched: any command between would discard it), and notes the
+    records it reads."""
 
     def __init__(self, card: SimCard) -> None:
         super().__init__(card)
         self.after_newsync: dict[int, bytes] = {}
         self._armed = False
+        self.read: list[int] = []
 
     async def _exchange(self, apdu: bytes) -> bytes:
         if self._armed and apdu[1] != INS_GET_RESPONSE:
             writes, self.after_newsync, self._armed = self.after_newsync, {}, False
             await other_terminal_writes(self.card, writes)  # type: ignore[arg-type]
         self._armed = self._armed or bool(self.after_newsync and apdu[1] == INS_NEWSYNC)
+        if apdu[1] == INS_READ_RECORD:
+            self.read.append(apdu[2])
         return await super()._exchange(apdu)
 
 
@@ -79,20 +84,38 @@ async def slow_sync_writing(pb: PhonebookCard, writes: dict[int, bytes]) -> byte
     return ns.proposed
 
 
+async def settle(pb: PhonebookCard) -> int:
+    """``settle_copy``, returning the APDUs it sent."""
+    before = pb.link.apdu_count
+    await pb.settle_copy()
+    return pb.link.apdu_count - before
+
+
 async def test_own_writes_are_not_read_again(state: CardStateDB) -> None:
     card = new_memory_card(records=RECORDS)
     pb = await open_card(InProcessLink(card), state)
     proposed = await slow_sync_writing(pb, {n: rec(f"From PDA {n}") for n in range(1, 31)})
     await pb.store_sync(proposed)
-    # NEWSYNC + GET RESPONSE for the host, the same for the partner, STORESYNC.
-    assert await pb.settle_copy() == 5
+    assert await settle(pb) == 0  # saved, nothing sent
     await pb.close()
 
-    later = await open_card(InProcessLink(card), state)
+    # The next refresh -- here beside another session of the partner, as in a slow sync --
+    # proves the thirty by the partner's change list: not one READ.
+    link = Meddling(card)
+    later = await open_card(link, state)
+    ns = await later.new_sync(PDA)
     stats = await later.refresh()
-    assert (stats.full, stats.changed) == (False, 0)
+    assert (stats.full, stats.changed) == (False, 30)
+    assert link.read == []
+    # MANAGE CHANNEL; the host's NEWSYNC + GET RESPONSE, GETCHANGES; the partner's
+    # NEWSYNC + GET RESPONSE on channel 0; the host's STORESYNC.
+    assert stats.apdus == 7
     assert later.cached() == await card_records(card)
+    await later.store_sync(ns.proposed)  # the partner's session was left alone
     await later.close()
+    again = await open_card(InProcessLink(card), state)
+    assert (await again.refresh()).changed == 0  # the host's anchor moved over them
+    await again.close()
 
 
 @pytest.mark.parametrize(
@@ -102,35 +125,36 @@ async def test_a_record_another_terminal_wrote_meanwhile_is_never_lost(
     state: CardStateDB, when: str
 ) -> None:
     card = new_memory_card(records=RECORDS)
-    link = Meddling(card)
-    pb = await open_card(link, state)
+    pb = await open_card(InProcessLink(card), state)
     proposed = await slow_sync_writing(pb, {n: rec(f"From PDA {n}") for n in range(1, 11)})
     # Another terminal overwrites one record the phone wrote and fills one it did not.
     theirs = {3: rec("Other terminal"), 20: rec("Also theirs")}
     if when == "during the session":
         await other_terminal_writes(card, theirs)
     await pb.store_sync(proposed)
-    if when == "between the two NEWSYNCs":
-        link.after_newsync = theirs  # whichever of the two comes first
-    if when == "after the commit":
-        await other_terminal_writes(card, theirs)
     await pb.settle_copy()
     await pb.close()
+    if when == "after the commit":
+        await other_terminal_writes(card, theirs)
 
-    later = await open_card(InProcessLink(card), state)
+    link = Meddling(card)
+    if when == "between the two NEWSYNCs":
+        link.after_newsync = theirs  # after the host's NEWSYNC, before the partner's
+    later = await open_card(link, state)
     stats = await later.refresh()
     assert not stats.full
+    # A write after the host's NEWSYNC stays listed for the host: the next refresh reads it.
+    await later.refresh()
     assert later.cached() == await card_records(card)
     assert later.cached()[3] == rec("Other terminal")
     assert later.cached()[20] == rec("Also theirs")
-    # Only what the other terminal wrote is read, never the phone's own ten records.
-    assert stats.changed <= 2
+    # Only what the other terminal wrote is read, never the phone's own nine others.
+    assert set(link.read) <= {3, 20}
     await later.close()
 
 
-async def test_no_refresh_in_the_session_means_no_settling(state: CardStateDB) -> None:
-    # A fast sync that needed no copy refresh: its writes stay listed for the host,
-    # and the next refresh reads them (one READ each; docs/cardio.md names the case).
+async def test_no_refresh_in_the_session_and_the_writes_are_read(state: CardStateDB) -> None:
+    # A fast sync's two writes: saved, and too few to be worth the partner's list.
     card = new_memory_card(records=RECORDS)
     pb = await open_card(InProcessLink(card), state)
     await pb.refresh()
@@ -138,7 +162,7 @@ async def test_no_refresh_in_the_session_means_no_settling(state: CardStateDB) -
     for n in (1, 2):
         await pb.write_record(n, rec(f"Fast {n}"))
     await pb.store_sync(ns.proposed)
-    assert await pb.settle_copy() == 0
+    assert await settle(pb) == 0
     await pb.close()
 
     later = await open_card(InProcessLink(card), state)
@@ -168,7 +192,7 @@ async def fast_sync_writing(card: SimCard, state: CardStateDB, writes: dict[int,
     for n, raw in writes.items():
         await pb.write_record(n, raw)
     await pb.store_sync(ns.proposed)
-    assert await pb.settle_copy() == 0  # nothing settled: no refresh in the session
+    assert await settle(pb) == 0
     await pb.close()
 
 
