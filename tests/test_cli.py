@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 from daemon import cli
 from daemon.cli import build_parser, main
+from tests.fixtures.pcsc import REPO
 
 
 def test_help_lists_every_room(capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,3 +47,21 @@ def test_the_program_ends_the_ordinary_way_while_another_thread_runs(
         release.set()
         worker.join()
     assert exc.value.code == 3
+
+
+def test_the_program_ends_cleanly_with_stdout_closed(tmp_path: Path) -> None:
+    # Started with descriptor 1 closed, sys.stdout is None: nothing to flush at the end.
+    config = tmp_path / "phone.toml"
+    config.write_text(
+        f'[node]\nid = "x"\nstate_dir = "{tmp_path / "state"}"\n'
+        '[[pda]]\nname = "p"\naddress = "tcp://127.0.0.1:9"\n'
+        f'device_id = "{"ab" * 32}"\n'
+    )
+    argv = [sys.executable, "-m", "daemon.cli", "check-config", str(config)]
+    shown = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    closed = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", *argv],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert "usable" in shown.stdout
+    assert (closed.returncode, closed.stderr) == (shown.returncode, shown.stderr)
