@@ -189,8 +189,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="simsync-cli-") as tmp:
         rig = BookRig(Path(tmp) / "rig", args.contacts)
         rig.build()
+        load = os.getloadavg()[0]
         got = compare(rig, Path(tmp), args.runs)
-    print(f"{args.contacts} contacts, 5 changed per round, {args.runs} rounds")
+    print(
+        f"{args.contacts} contacts, 5 changed per round, {args.runs} rounds; load average "
+        f"{load:.1f} -> {os.getloadavg()[0]:.1f} (others' work inflates wall times)"
+    )
     print(got.simsync.line())
     if got.vdirsyncer is None:
         print("vdirsyncer: not installed (pip install -e '.[bench]')")

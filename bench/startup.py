@@ -74,7 +74,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args(argv)
-    for label, times in measure(args.runs).items():
+    load = os.getloadavg()[0]
+    results = measure(args.runs)
+    print(f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}")
+    for label, times in results.items():
         print(
             f"{label:40s} median {statistics.median(times) * 1000:6.0f} ms  "
             f"(min {min(times) * 1000:4.0f} - max {max(times) * 1000:4.0f})"
