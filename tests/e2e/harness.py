@@ -164,8 +164,8 @@ class Pda:
         path.write_text(text, encoding="utf-8", newline="")
         return path
 
-    async def start(self, listen: str = "tcp://127.0.0.1:0") -> str:
-        self.server = PdaServer(self.dir)
+    async def start(self, listen: str = "tcp://127.0.0.1:0", *, watch: bool = True) -> str:
+        self.server = PdaServer(self.dir, watch=watch)
         url = await self.server.start(listen)
         self._task = asyncio.create_task(self.server.serve_forever())
         return url
@@ -217,11 +217,12 @@ class World:
         pair: bool = True,
         listen: str = "tcp://127.0.0.1:0",
         address: str | None = None,
+        watch: bool = True,
     ) -> Pda:
         """A PDA listening on *listen*; the phone reaches it at *address* (default: there)."""
         pda = Pda(self.tmp / name)
         self.pdas[name] = pda
-        url = await pda.start(listen)
+        url = await pda.start(listen, watch=watch)
         self.urls[name] = address or url
         if pair:
             pda.dir.allow(phone_identity(self.config()).device_id)

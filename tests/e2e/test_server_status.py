@@ -79,3 +79,18 @@ async def test_the_changes_of_one_sync_write_the_status_table_once(tmp_path: Pat
         assert done["to_pda"]["added"] == 6
         assert store.status_writes - before == 1  # six new files, one transaction
         assert store.status_loads == 1
+
+
+async def test_a_server_told_not_to_watch_stats_every_file_at_every_sync(tmp_path: Path) -> None:
+    async with world(tmp_path, records=40) as w:
+        pda = await w.add_pda("pda1", watch=False)  # as `simsync pda serve --no-watch`
+        for i in range(12):
+            backdate(pda.dir.contacts / f"{pda.add(f'Person {i:02d}', f'+44{i:06d}')}.vcf")
+        assert (await w.sync("pda1"))["ok"]
+        store = pda.server.store if pda.server is not None else None
+        assert store is not None
+        assert not store.watching
+        stats = store.stat_count
+        idle = await w.sync("pda1")
+        assert idle["ok"], idle["error"]
+        assert store.stat_count - stats == 12  # the stat loop: every file

@@ -224,6 +224,11 @@ def test_units_run_under_systemd(machine: Machine) -> None:
     assert [event for event in errors if event in said] == said
     card_events = [line["event"] for line in journal_lines(m, "simsync-card.service")]
     assert "vpcd connected" in card_events
+    # The hardened PDA unit (seccomp @system-service, ProcSubset=pid) lets the server
+    # watch its vdir with inotify: no fallback to the stat loop was logged in its syncs.
+    pda_said = [entry["MESSAGE"] for entry in m.journal("simsync-pda.service")]
+    assert any("listening" in line for line in pda_said), pda_said  # its journal is there
+    assert not [line for line in pda_said if "vdir not watched" in line]
 
 
 def journal_lines(m: Machine, unit: str) -> list[dict[str, Any]]:
