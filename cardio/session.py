@@ -145,7 +145,7 @@ class PhonebookCard:
         self._session_last: bytes | None = None
         self._listed: set[int] | None = None
         self._wrote: dict[int, bytes] = {}
-        # (partner, object) of the last STORESYNC of a partner session, until settled.
+        # (partner, object) of the last STORESYNC of a partner session, until settle_copy.
         self._committed: tuple[bytes, bytes] | None = None
         # Records written since the copy was last saved (saved in one transaction).
         self._unsaved: dict[int, bytes] = {}

@@ -188,7 +188,7 @@ async def converse(
     try:
         await card.settle_copy()
     except CardioError as exc:  # both ends committed; the next refresh reads what this missed
-        log.warning("local copy not settled", error=str(exc))
+        log.warning("local copy not saved", error=str(exc))
     progress("commit", 1, 1)
     run.to_pda = Counts(done.added, done.modified, done.deleted)
     run.conflicts = done.conflicts
