@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Self
 
@@ -137,6 +138,19 @@ class CardLink(ABC):
             if self._held:
                 self._held = False
                 await self._end()
+
+    @contextlib.asynccontextmanager
+    async def holding(self) -> AsyncIterator[None]:
+        """``hold()`` for the block; a hold already in force is kept, not ended here."""
+        if self._held:
+            yield
+            return
+        await self.hold()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(errors.LinkError):  # a card gone has ended it
+                await self.release()
 
     async def reset(self) -> None:
         """Warm reset: ends every card session and returns to the MF."""

@@ -361,10 +361,14 @@ class PhonebookCard:
             candidates = {r: raw for r, raw in own.records.items() if r in wanted and r not in out}
             if len(candidates) <= _WITNESS_COST:
                 continue
-            theirs = await witness.new_sync(own.partner, DEFAULT_DB)  # never stored
-            if theirs.last == own.obj:
+            # Channel 0 is everyone's: another terminal's NEWSYNC between ours and its
+            # GETCHANGES would replace the session whose list we read.
+            async with self.link.holding():
+                theirs = await witness.new_sync(own.partner, DEFAULT_DB)  # never stored
+                if theirs.last != own.obj:
+                    continue
                 written = {c.record for c in await witness.changes()}
-                out.update((r, raw) for r, raw in candidates.items() if r not in written)
+            out.update((r, raw) for r, raw in candidates.items() if r not in written)
         return out
 
     @property

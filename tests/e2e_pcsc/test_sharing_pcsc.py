@@ -92,6 +92,8 @@ class Watched(cardio.pcsc.PcscLink):
     woken = 0
     resetter: PcscConnection | None = None
     resets = 0
+    # (INS, held) of each sync command on channel 0 (CLA 80) and its GET RESPONSE.
+    channel0: list[tuple[int, bool]]
 
     def __init__(self, reader: str = "") -> None:
         super().__init__(reader)
@@ -113,6 +115,8 @@ class Watched(cardio.pcsc.PcscLink):
 
     def _exchange_blocking(self, apdu: bytes, *, begin: bool = False) -> bytes:
         answer = super()._exchange_blocking(apdu, begin=begin)
+        if apdu[0] == 0x80:
+            self.channel0.append((apdu[1], self.held))
         intruder = self.intruder
         if intruder is not None:
             type(self).woken += 1
@@ -130,6 +134,7 @@ def watched(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Watched]]:
         pass
 
     cls = WatchedHere
+    cls.channel0 = []
     monkeypatch.setattr(cardio.pcsc, "PcscLink", cls)
     yield cls
     if cls.intruder is not None:
@@ -215,3 +220,32 @@ async def test_another_program_resets_the_card_between_two_commands(
     assert again["to_card"]["added"] == 1
     term = Terminal(pcsc_connect(world.reader))
     assert names(term.records()) == sorted([*EXPECTED, "Zoe"])
+
+
+async def test_a_change_list_asked_on_channel_0_is_read_in_one_hold(
+    world: PcscWorld, watched: type[Watched], pcsc_connect: Callable[[str], PcscConnection]
+) -> None:
+    """The refresh proves the phone's own writes by the PDA's change list, asked on channel
+    0 (NEWSYNC, GET RESPONSE, GETCHANGES, never stored): another terminal's NEWSYNC in
+    between would replace that session, so the card is held from the first to the last."""
+    assert (await world.sync("pda1"))["ok"]
+    pda = world.pdas["pda1"]
+    for i in range(5):
+        pda.add(f"New {i}", f"+3{i:06d}")
+    fast = await world.sync("pda1")  # writes 5 records in the PDA's session
+    assert fast["to_card"]["added"] == 5, fast
+    term = Terminal(pcsc_connect(world.reader))
+    term.write(1, "Person 1 (work)", "+49000001")  # so the PDA's list names one: GETCHANGES
+    watched.intruder = Intruder(world.reader)
+    slow = await world.sync("pda1", "slow")  # its refresh asks the PDA's list
+    assert slow["ok"], slow["error"]
+    assert (0x3C, True) in watched.channel0  # GETCHANGES on channel 0, held
+    assert all(held for _ins, held in watched.channel0), watched.channel0
+    watched.intruder.close()
+    assert watched.intruder.failures == []
+    assert watched.intruder.done == watched.woken
+    edited = [n if n != "Person 1" else "Person 1 (work)" for n in EXPECTED]
+    expected = sorted([*edited, *(f"New {i}" for i in range(5))])
+    # A new terminal: the other program left channel 0 in DF.GSM.
+    assert names(Terminal(pcsc_connect(world.reader)).records()) == expected
+    assert sorted(n for n, _ in pda.contacts().values()) == expected
