@@ -8,8 +8,8 @@ what a new store, scanning every file from nothing, returns. Real files, real
 inotify; nothing waits. CI runs 60 examples (~5 s); a longer run explores more:
 ``WATCH_EXAMPLES=500 .venv/bin/pytest tests/pda_store/test_watch_model.py``
 (a store that no longer stats its symlinks at every scan failed within 60 to
-300 random examples when tried, though not in CI's 60 fixed ones:
-test_watch.py pins each case this test explores).
+300 random examples when tried, though not in CI's 60 fixed ones; that case
+has its own test in test_watch.py).
 """
 
 from __future__ import annotations
