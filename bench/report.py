@@ -149,7 +149,9 @@ def _tables(
             v = c.vdirsyncer
             out.append(f"| {b.contacts:,} | vdirsyncer sync | {_ms(v.walls)} | {_ms(v.cpus)} | |")
     out += ["", "![simsync and vdirsyncer](bench/cli_vs_vdirsyncer.png)", ""]
-    out += ["## Start-up", "", "Fresh interpreters, bytecode present.", "",
+    out += ["## Start-up", "", "Fresh interpreters, bytecode present. The import rows"
+            " include the interpreter's own teardown at exit, which `simsync` itself skips"
+            " (docs/performance.md).", "",
             "| command | wall ms |", "|---|---:|"]  # fmt: skip
     out += [f"| {label} | {_ms(times)} |" for label, times in starts.items()]
     return out
