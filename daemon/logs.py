@@ -71,6 +71,9 @@ _MIN_SECRET = 4
 _ANYWHERE = 8
 # A letter or digit of any script: what continues a token.
 _ALNUM = r"[^\W_]"
+# ... unless it ends an escape of a printed bytes or str value: in b'\x081234' (a VERIFY
+# APDU, an MQTT CONNECT packet: a length byte, then the secret) the 8 is not a token's.
+_AFTER_ESCAPE = r"(?<=\\x[0-9A-Fa-f]{2})|(?<=\\u[0-9A-Fa-f]{4})|(?<=\\[abfnrtv0])"
 
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
@@ -117,8 +120,9 @@ def _forms(secret: str) -> tuple[set[str], set[str]]:
 
 def _token(form: str) -> str:
     """``form`` where it stands as a token: not glued to a letter or digit on a side where
-    it ends in one (the PIN 0000 in "0x8010000C" is part of another number, not the PIN)."""
-    before = f"(?<!{_ALNUM})" if form[0].isalnum() else ""
+    it ends in one (the PIN 0000 in "0x8010000C" is part of another number, not the PIN),
+    except the last character of a printed escape (``\\x08``) before it."""
+    before = f"(?:(?<!{_ALNUM})|{_AFTER_ESCAPE})" if form[0].isalnum() else ""
     after = f"(?!{_ALNUM})" if form[-1].isalnum() else ""
     return before + re.escape(form) + after
 

@@ -141,7 +141,13 @@ def test_the_log_masker_hides_each_form_and_leaves_other_numbers_readable(
         log = structlog.get_logger("masking")
         log.warning("transmit failed", error="Card was reset (0x8010000C)", sw="6F00")
         log.warning("pin 0000 refused", detail="pin=0000", body=json.dumps({"pin": "0000"}))
-        lines = 2
+        # Printed bytes: a length byte's escape right before the secret (a VERIFY APDU,
+        # an MQTT CONNECT packet) does not make the secret part of a longer token.
+        verify = b"\x00\x20\x00\x01\x08" + PIN.encode()
+        connect = b"\x00\x05phone\x00" + bytes([len(password)]) + password.encode()
+        log.warning("apdu", data=verify, text=repr(verify)[2:-1])
+        log.warning("packet", data=connect, control="\x07" + password)
+        lines = 4
         for secret in (PIN, password):
             for form, needle in encodings(secret).items():
                 text = needle.decode()
