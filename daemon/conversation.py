@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -48,7 +47,7 @@ from syncproto import (
     Stored,
 )
 from syncproto.codes import REMOTE_CODES, ErrorCode
-from syncproto.messages import MAX_ITEMS
+from syncproto.messages import MAX_ITEMS, wire_text
 from transports import FrameLink
 
 __all__ = [
@@ -67,8 +66,6 @@ ProgressFn = Callable[[str, int, int], None]
 # Longest silence accepted from the PDA between two messages (its store work included).
 MESSAGE_TIMEOUT = 120.0
 DB_ADN = 0x6F3A
-_REASON_MAX = 500  # a Skipped or Abort reason's bound on the wire
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -128,9 +125,8 @@ class Conversation:
         session = self.session
         if session.abort is not None or session.state in (State.DONE, State.ABORTED):
             return
-        text = _CONTROL.sub(" ", message)[:_REASON_MAX]  # the wire takes no control characters
         with contextlib.suppress(Exception):
-            await self.link.send(session.send(Abort(code, text)))
+            await self.link.send(session.send(Abort(code, wire_text(message))))
 
 
 async def converse(
@@ -259,7 +255,7 @@ async def _apply(
         assert isinstance(op, Put)
         written = await card.put(op.record, op.name, op.number)
         if isinstance(written, Refused):
-            results.append(Skipped(op.ref, written.message[:_REASON_MAX]))
+            results.append(Skipped(op.ref, wire_text(written.message)))
             continue
         if written.added:
             run.to_card = replace(run.to_card, added=run.to_card.added + 1)

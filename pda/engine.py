@@ -51,6 +51,7 @@ from syncproto import (
     settle,
 )
 from syncproto.codes import ErrorCode
+from syncproto.messages import wire_text
 
 from .cardstate import CardState, CardStateDB, CardStateError
 from .errors import PdaError
@@ -214,7 +215,7 @@ class SyncEngine:
             if self.session.state is not State.ERROR or self.session.abort is not None:
                 return []  # the session had ended already; the phone knows (or never will)
             self.error = exc
-            return [self.session.send(Abort(exc.code, str(exc)[:500]))]
+            return [self.session.send(Abort(exc.code, wire_text(str(exc))))]
         try:
             reply = self._dispatch(msg)
         except PlanError as exc:  # the phone's results contradict the map: its fault
@@ -227,12 +228,12 @@ class SyncEngine:
             return [self.session.send(reply)]
         except ProtocolError as exc:  # a reply we must not send: a bug here, not the phone's
             self.error = exc
-            return [self.session.send(Abort(ErrorCode.INTERNAL, str(exc)[:500]))]
+            return [self.session.send(Abort(ErrorCode.INTERNAL, wire_text(str(exc))))]
 
     def _fail(self, code: ErrorCode, exc: Exception) -> list[bytes]:
         self.error = SyncEngineError(f"{code}: {exc}")
         self.error.__cause__ = exc
-        return [self.session.send(Abort(code, str(exc)[:500]))]
+        return [self.session.send(Abort(code, wire_text(str(exc))))]
 
     def _dispatch(self, msg: Message) -> Message | None:
         if isinstance(msg, Alert):

@@ -45,6 +45,7 @@ __all__ = [
     "Skipped",
     "Stored",
     "check",
+    "wire_text",
 ]
 
 #: (major, minor). A peer with another major is refused; minors stay wire-compatible.
@@ -63,6 +64,12 @@ _NUMBER = re.compile(r"\+?[0-9*#,?!]*")  # the card's alphabet (cardio.codecs.bc
 _CODE = re.compile(r"[a-z][a-z_]{0,31}")
 _ICCID = re.compile(r"[0-9]{1,22}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def wire_text(text: str) -> str:
+    """`text` as an Abort message or a skip reason may carry it: control characters made
+    spaces, at most `MAX_TEXT` characters (a reason with control characters is invalid)."""
+    return _CONTROL.sub(" ", text)[:MAX_TEXT]
 
 
 class InvalidMessage(ValueError):  # noqa: N818 - translated into a Local/RemoteProtocolError

@@ -154,3 +154,19 @@ def test_done_carries_set_aside_from_11_and_reads_a_10_done() -> None:
     assert decode(cbor2.dumps([7, 1, 2, 3, 4, 5])).set_aside is None  # type: ignore[union-attr]
     with pytest.raises(RemoteProtocolError, match="set_aside"):
         decode(cbor2.dumps([7, 1, 2, 3, 4, 5, -1]))
+
+
+def test_wire_text_makes_any_reason_sendable_as_a_skip_or_an_abort() -> None:
+    from syncproto import Applied, Skipped
+    from syncproto.messages import MAX_TEXT, wire_text
+
+    reason = "card said\x00no\r\n\x7f" + "x" * 1000
+    text = wire_text(reason)
+    assert text.startswith("card said no   ")
+    assert len(text) == MAX_TEXT
+    with pytest.raises(LocalProtocolError):  # the raw reason is not a valid skip reason
+        encode(Applied(results=(Skipped(1, reason[:100]),)))
+    applied = Applied(results=(Skipped(1, text),))
+    assert decode(encode(applied)) == applied
+    abort = Abort("internal", text)
+    assert decode(encode(abort)) == abort
