@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import procstat
 from bench.book import BookRig
 
 BIN = Path(sys.executable).parent
@@ -55,22 +56,6 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _proc_cpu(pid: int) -> float:
-    """User + system seconds a running process has used (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_memory_mb(pid: int) -> tuple[float, float]:
-    """(resident now, peak resident) of a running process, in MiB."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0]) / 1024
-    return values["VmRSS"], values["VmHWM"]
-
-
 def _run(argv: Sequence[str], cwd: Path) -> None:
     proc = subprocess.run(
         argv, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, check=False
@@ -96,11 +81,12 @@ class PdaServe:
 
     def cpu(self) -> float:
         """CPU seconds the server used so far."""
-        return _proc_cpu(self.proc.pid)
+        return procstat.cpu_ms(self.proc.pid) / 1000
 
     def memory_mb(self) -> tuple[float, float]:
         """(resident now, peak resident) in MiB."""
-        return proc_memory_mb(self.proc.pid)
+        pid = self.proc.pid
+        return procstat.rss_kib(pid) / 1024, procstat.peak_rss_kib(pid) / 1024
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it hangs."""

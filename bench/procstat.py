@@ -5,13 +5,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cpu_ms", "rss_kib", "switches"]
+__all__ = ["cpu_ms", "peak_rss_kib", "rss_kib", "switches"]
 
 
 def rss_kib(pid: int) -> int:
     """Resident memory of ``pid`` (VmRSS), KiB."""
+    return _status_kib(pid, "VmRSS:")
+
+
+def peak_rss_kib(pid: int) -> int:
+    """The most resident memory ``pid`` has had (VmHWM), KiB."""
+    return _status_kib(pid, "VmHWM:")
+
+
+def _status_kib(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(key):
             return int(line.split()[1])
     return 0
 
