@@ -23,6 +23,8 @@ import struct
 import sys
 import weakref
 
+from pda.vfile import is_contact_name
+
 __all__ = ["NOT_WATCHED_FILESYSTEMS", "DirWatch", "WatchUnavailableError", "filesystem_name"]
 
 # <sys/inotify.h>
@@ -167,7 +169,7 @@ class DirWatch:
                     self._full = True
                 elif not self._full:
                     name = os.fsdecode(raw.rstrip(b"\0"))
-                    if name.endswith(".vcf") and not name.startswith("."):
+                    if is_contact_name(name):
                         self._names.add(name)
                         if len(self._names) > MAX_NAMES:
                             self._full = True

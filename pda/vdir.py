@@ -45,6 +45,7 @@ from pda.vcard import (
 from pda.vfile import (
     MAX_VCARD_BYTES,
     bad_entry,
+    is_contact_name,
     load,
     name_uid,
     shown,
@@ -244,7 +245,7 @@ class VdirStore:
             with os.scandir(fd) as listing:
                 for e in listing:
                     name = e.name
-                    if not name.endswith(".vcf") or name.startswith("."):
+                    if not is_contact_name(name):
                         continue
                     statted += 1
                     try:

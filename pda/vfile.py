@@ -25,6 +25,7 @@ __all__ = [
     "MAX_VCARD_BYTES",
     "Loaded",
     "bad_entry",
+    "is_contact_name",
     "load",
     "name_uid",
     "shown",
@@ -42,6 +43,12 @@ _UID_HEAD = 65536  # bytes of an unusable file searched for its UID line
 _UID_LINE = re.compile(rb"^(?:[A-Za-z0-9-]+\.)?UID(?:;[^:\r\n]*)?:[ \t]*([^\r\n]+)", re.I | re.M)
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-@")
 _MAX_NAME = 200  # bytes; most filesystems allow 255 for the whole name
+
+
+def is_contact_name(name: str) -> bool:
+    """Whether a vdir entry called `name` is a contact the store looks at: ``*.vcf``, not
+    hidden (editors' and our own temporary files start with a dot)."""
+    return name.endswith(".vcf") and not name.startswith(".")
 
 
 def uid_filename(uid: str) -> str:
