@@ -306,7 +306,8 @@ def plan(
     `card` is, in fast mode, the changed records (None = deleted, `03`); in the
     other modes every non-empty record. `pda` is every contact's projection by
     uid; `synced` the map from the last sync; `fits(name)` the longest prefix of
-    `name` the card's alpha field holds (called lazily, once per name at most);
+    `name` the card's alpha field holds (called lazily, once per name at most; a
+    blank prefix counts as no name, see `_once_per_name`);
     `new_uid(record, entry)` a deterministic uid for a contact made from a card
     record. `capacity` is how many empty records the card has before this sync's
     ops (None: no limit). New records are asked for only up to that, plus the
