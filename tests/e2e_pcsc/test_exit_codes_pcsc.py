@@ -34,14 +34,14 @@ def test_error_codes_and_exit_statuses(
     tmp_path: Path,
 ) -> None:
     image = tmp_path / "card.img"
-    create_image(image, records=20, pin="2468")
+    create_image(image, records=20, pin="24681357")
     served = serve_card(image)
     init = cli("pda", "init", str(tmp_path / "pda1"), check=True)
     assert cli("pda", "id", str(tmp_path / "pda1"), check=True).stdout == init.stdout
     assert cli("pda", "init", str(tmp_path / "pda1")).returncode == 1  # never re-initialised
     pda = pda_proc("pda1")  # opens the directory the CLI made
     assert pda.device_id == init.stdout.strip()
-    phone = Phone(tmp_path / "phone", reader=served.reader, pin="1357")  # the wrong PIN
+    phone = Phone(tmp_path / "phone", reader=served.reader, pin="13572468")  # the wrong PIN
     phone.pair("pda1", pda, allow=False)  # not serving yet, not allowed yet
 
     # The card comes first: a wrong PIN, tries left in the message, the PIN itself nowhere.
@@ -51,15 +51,15 @@ def test_error_codes_and_exit_statuses(
     assert result["ok"] is False
     assert result["error"]["code"] == "pin_rejected"
     assert "tries left: 2" in result["error"]["message"]
-    assert "1357" not in proc.stdout + proc.stderr
+    assert "13572468" not in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
 
     # Right PIN, but nobody listens at the PDA's address.
-    phone.pin_file.write_text("2468\n")
+    phone.pin_file.write_text("24681357\n")
     proc = phone.sync_proc("pda1")
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["error"]["code"] == "pda_unreachable"
-    assert "2468" not in proc.stdout + proc.stderr
+    assert "24681357" not in proc.stdout + proc.stderr
 
     # Serving, but this phone is not allowed: the TLS handshake refuses it.
     pda.start()
@@ -78,6 +78,6 @@ def test_error_codes_and_exit_statuses(
     }  # fmt: skip
     assert (result["ok"], result["error"], result["pda"]) == (True, None, "pda1")
     # The right PIN reset the counter: a wrong one now has 2 tries left again.
-    phone.pin_file.write_text("1357\n")
+    phone.pin_file.write_text("13572468\n")
     proc = phone.sync_proc("pda1")
     assert "tries left: 2" in json.loads(proc.stdout)["error"]["message"]

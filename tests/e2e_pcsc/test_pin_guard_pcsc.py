@@ -14,7 +14,9 @@ from simcard import create_image
 from tests.e2e_pcsc.rig import PdaProc, Phone
 from tests.fixtures.pcsc import PcscConnection, ServedCard
 
-RIGHT, WRONG, OTHER_WRONG = "2468", "1357", "9999"
+# Eight digits: a 4-digit PIN turns up by chance inside a timestamp's microseconds or a
+# port number, and the search below is for the PIN's digits anywhere.
+RIGHT, WRONG, OTHER_WRONG = "24681357", "13572468", "99990000"
 
 
 def _tries_left(conn: PcscConnection) -> int:

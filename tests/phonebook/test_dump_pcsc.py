@@ -12,6 +12,9 @@ from typing import Any
 from cardio.codecs import AdnRecord
 from simcard import create_image, open_image
 
+# Eight digits: a 4-digit PIN turns up by chance in a timestamp's microseconds, and the
+# tests look for the PIN's digits anywhere in the output.
+PIN, WRONG_PIN = "60418273", "13572468"
 READ_ADN = [bytes.fromhex(h) for h in ("A0A40000023F00", "A0A40000027F10", "A0A40000026F3A")]
 
 
@@ -45,10 +48,11 @@ def test_dump_reads_the_phonebook_and_then_only_changes(
     serve_card: Callable[..., Any], tmp_path: Path
 ) -> None:
     image = tmp_path / "card.sqlite"
-    create_image(image, records=30)
-    fill(image, {1: ("Alice", "+4912345678"), 7: ("Δημήτρης", "0301234567"), 30: ("Bob", "*#06#")})
+    create_image(image, records=30, pin=PIN)
+    names = {1: ("Alice", "+4912345678"), 7: ("Δημήτρης", "0301234567"), 30: ("Bob", "*#06#")}
+    fill(image, names, pin=PIN)
     served = serve_card(image)
-    (tmp_path / "pin").write_text("0000\n")
+    (tmp_path / "pin").write_text(PIN + "\n")
     state = tmp_path / "state"
     args = [
         "--reader",
@@ -66,7 +70,7 @@ def test_dump_reads_the_phonebook_and_then_only_changes(
         {"record": 7, "name": "Δημήτρης", "number": "0301234567"},
         {"record": 30, "name": "Bob", "number": "*#06#"},
     ]
-    assert "0000" not in first.stdout + first.stderr
+    assert PIN not in first.stdout + first.stderr
 
     text = dump(*args)
     assert text.returncode == 0, text.stderr
@@ -80,7 +84,7 @@ def test_wrong_pin_says_tries_left_and_never_retries(
     serve_card: Callable[..., Any], tmp_path: Path
 ) -> None:
     served = serve_card(records=5)
-    (tmp_path / "pin").write_text("1357\n")
+    (tmp_path / "pin").write_text(WRONG_PIN + "\n")
     args = [
         "--reader",
         served.reader,
@@ -92,7 +96,7 @@ def test_wrong_pin_says_tries_left_and_never_retries(
     res = dump(*args)
     assert res.returncode == 3
     assert "tries left: 2" in res.stderr
-    assert "1357" not in res.stdout + res.stderr
+    assert WRONG_PIN not in res.stdout + res.stderr
     assert dump(*args).returncode == 3
     last = dump(*args)
     assert last.returncode == 3
