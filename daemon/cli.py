@@ -21,12 +21,16 @@ from collections.abc import Callable, Sequence
 from daemon import checkconfig
 from daemon import commands as daemon_commands
 from daemon.logformats import LOG_FORMATS
+from daemon.stdout import to_devnull
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (start-up)
 if TYPE_CHECKING:
     from typing import NoReturn
 
 Handler = Callable[[argparse.Namespace], int]
+
+#: Exit status of a command whose output found no reader (128 + SIGPIPE, as a shell says).
+EX_PIPE = 141
 
 #: Command groups -> the modules whose ``register`` adds their actions, in order.
 _GROUPS: dict[str, tuple[str, ...]] = {
@@ -165,9 +169,10 @@ def _run(argv: Sequence[str]) -> int:
         print("simsync: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # stdout went away (`simsync ... | head`): nothing left to say to anyone.
-        sys.stderr.close()
-        return 141
+        # stdout (or stderr) went away mid-command (`simsync card dump | head`): nothing
+        # left to say to anyone; 141 as a shell reports a death by SIGPIPE.
+        to_devnull(sys.stdout, sys.stderr)
+        return EX_PIPE
 
 
 def _exit(status: int) -> NoReturn:
@@ -179,8 +184,19 @@ def _exit(status: int) -> NoReturn:
     among them), stdout and stderr are flushed, then ``os._exit``. Files, sockets and
     databases are closed by the code that opened them, before this point. While any
     other thread is alive, or a flush fails, the ordinary exit runs instead (it joins
-    threads and reports a broken pipe).
+    threads).
+
+    Output still buffered whose reader has gone (``simsync id | true``) is dropped, and
+    a command that had succeeded ends `EX_PIPE`, as one whose output broke midway.
     """
+    try:
+        if sys.stdout is not None:  # None: started with descriptor 1 closed
+            sys.stdout.flush()
+    except BrokenPipeError:
+        to_devnull(sys.stdout)
+        status = status or EX_PIPE
+    except (OSError, ValueError):
+        pass
     threading = sys.modules.get("threading")
     if threading is None or threading.active_count() == 1:
         import atexit

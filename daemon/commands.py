@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run one whole sync between the card and a PDA",
         description="Sync the SIM card's phonebook with one PDA: fast when the card and the PDA "
         "share a sync object, slow otherwise. Exit status 0 only when the sync succeeded; "
-        "78 for a bad config.",
+        "78 for a bad config; the sync's status also when stdout's reader has gone "
+        "before the result was printed.",
     )
     p.add_argument("--config", required=True, type=Path, metavar="FILE", help="phone config (TOML)")
     p.add_argument("--pda", metavar="NAME", help="which [[pda]] (optional when only one)")
@@ -190,6 +191,7 @@ def _sync(args: argparse.Namespace) -> int:
 
     from daemon.result import format_result
     from daemon.runlock import DEFAULT_WAIT
+    from daemon.stdout import print_line
     from daemon.sync import run_sync
     from syncproto.codes import ErrorCode
 
@@ -207,12 +209,14 @@ def _sync(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.finish()
+    # The exit status is the sync's, also when stdout's reader has gone before the
+    # result was printed (`| head -c 20`): the sync happened either way.
     if args.json:
         import json
 
-        print(json.dumps(result.to_json(), ensure_ascii=False))
+        print_line(json.dumps(result.to_json(), ensure_ascii=False))
     elif result.ok:
-        print(format_result(result))
+        print_line(format_result(result))
     else:
         print(f"simsync sync: {format_result(result)}", file=sys.stderr)
     # Failures that are the config's fault exit 78, like a config that does not load.

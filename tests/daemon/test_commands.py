@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from simcard import create_image
 
@@ -95,3 +98,96 @@ def test_pda_serve_refuses_an_unreachable_listen_url(tmp_path: Path) -> None:
     res = simsync("pda", "serve", str(tmp_path / "pda"), "--listen", "memory:x")
     assert res.returncode == 1
     assert "tcp://HOST:PORT or serial:///dev/TTY" in res.stderr
+
+
+def pin_rejected_config(tmp_path: Path) -> Path:
+    """A config whose sync fails at once (`pin_rejected`, exit status 1): no PDA needed."""
+    image = tmp_path / "card.sqlite"
+    create_image(image, records=5)
+    body = (
+        f'[card]\nimage = "{image}"\n'
+        f'[[pda]]\nname = "p"\naddress = "tcp://127.0.0.1:9"\ndevice_id = "{"ab" * 32}"\n'
+    )
+    return config(tmp_path, body)
+
+
+def start(stdout: int, *args: str, unbuffered: bool) -> subprocess.Popen[str]:
+    """``simsync ARGS`` writing on descriptor `stdout`, with or without PYTHONUNBUFFERED."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    return subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", *args],
+        stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def assert_quiet(stderr: str) -> None:
+    """No traceback, nor Python's "Exception ignored" at exit, for a reader that went away."""
+    for noise in ("Traceback", "BrokenPipe", "Exception ignored", "Errno 32"):
+        assert noise not in stderr
+
+
+@pytest.mark.parametrize("unbuffered", [True, False])
+def test_sync_json_is_one_write_so_a_reader_of_one_message_gets_it_whole(
+    tmp_path: Path, unbuffered: bool
+) -> None:
+    # A SOCK_SEQPACKET socket keeps each write(2) apart: the first message the reader
+    # takes is the first write. `print` made two (text, then newline) when unbuffered.
+    reader, writer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with reader:
+        with writer:
+            proc = start(writer.fileno(), "sync", "--config", str(pin_rejected_config(tmp_path)),
+                         "--json", unbuffered=unbuffered)  # fmt: skip
+        first = reader.recv(1 << 16).decode()
+    _, err = proc.communicate(timeout=120)
+    assert first.endswith("}\n")
+    assert json.loads(first)["error"]["code"] == "pin_rejected"
+    assert proc.returncode == 1, err
+    assert_quiet(err)
+
+
+def test_sync_json_into_head_c_20_ends_with_the_syncs_status(tmp_path: Path) -> None:
+    # `simsync sync --json | head -c 20`: the reader takes 20 bytes and closes the pipe.
+    r, w = os.pipe()
+    proc = start(w, "sync", "--config", str(pin_rejected_config(tmp_path)), "--json",
+                 unbuffered=True)  # fmt: skip
+    os.close(w)
+    try:
+        head = os.read(r, 20)
+    finally:
+        os.close(r)
+    _, err = proc.communicate(timeout=120)
+    assert head.startswith(b'{"id": ')
+    assert (proc.returncode, "pin_rejected" in err) == (1, True)
+    assert_quiet(err)
+
+
+@pytest.mark.parametrize("unbuffered", [True, False])
+def test_sync_whose_stdout_reader_has_gone_ends_quietly_with_the_syncs_status(
+    tmp_path: Path, unbuffered: bool
+) -> None:
+    # A pipe whose read end is closed before the program starts: its first write fails.
+    r, w = os.pipe()
+    os.close(r)
+    proc = start(w, "sync", "--config", str(pin_rejected_config(tmp_path)), "--json",
+                 unbuffered=unbuffered)  # fmt: skip
+    os.close(w)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err  # the sync's (pin_rejected), not 141 or 120
+    assert "pin_rejected" in err  # the warning log line still says why
+    assert_quiet(err)
+
+
+@pytest.mark.parametrize("unbuffered", [True, False])
+def test_another_command_whose_stdout_reader_has_gone_ends_quietly_with_141(
+    tmp_path: Path, unbuffered: bool
+) -> None:
+    # check-config's output is its whole work: lost, it ends 141 as after a SIGPIPE,
+    # whether the write failed midway (unbuffered) or at the exit's flush (buffered).
+    r, w = os.pipe()
+    os.close(r)
+    proc = start(w, "check-config", str(pin_rejected_config(tmp_path)), unbuffered=unbuffered)
+    os.close(w)
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (141, "")
