@@ -66,6 +66,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "files that changed (a vdir on NFS, SMB or FUSE is never watched anyway; "
         "see docs/pda.md, 'Watching the vdir')",
     )
+    p.add_argument(
+        "--full-scan-every",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="while watching, stat every contact file again at the first sync once the last "
+        "such full scan is SECONDS old, to catch what inotify cannot see (a file edited "
+        "through a hard link made outside the vdir, writes through a shared mmap); "
+        "0: never (default: 3600, an hour; see docs/pda.md, 'What the watch does not see')",
+    )
     p.set_defaults(func=_serve)
 
     _register_check(sub)
@@ -84,6 +94,17 @@ def _register_check(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("dir", type=Path, metavar="DIR")
     p.set_defaults(func=_check)
+
+
+def _seconds(text: str) -> float:
+    """A --full-scan-every value: a number of seconds, 0 or more."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 (never) or a positive number")
+    return seconds
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -144,7 +165,9 @@ def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
     from .directory import PdaDir, PdaDirError
+    from .vdir import FULL_SCAN_EVERY
 
+    every = FULL_SCAN_EVERY if args.full_scan_every is None else args.full_scan_every
     if args.listen.startswith("memory:"):
         # memory: is in-process only: no phone in another process could ever reach it.
         return _fail(
@@ -154,19 +177,21 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         d = PdaDir.open(args.dir)
         d.allowed()  # a malformed allow list is an error now, not at the first phone
-        return asyncio.run(_serve_async(d, args.listen, watch=not args.no_watch))
+        return asyncio.run(
+            _serve_async(d, args.listen, watch=not args.no_watch, full_scan_every=every)
+        )
     except (PdaDirError, IdentityError, TransportError, OSError, ValueError) as exc:
         return _fail(str(exc))
 
 
-async def _serve_async(d: PdaDir, url: str, *, watch: bool = True) -> int:
+async def _serve_async(d: PdaDir, url: str, *, watch: bool, full_scan_every: float) -> int:
     import asyncio
     import contextlib
     import signal
 
     from .node import PdaServer
 
-    server = PdaServer(d, watch=watch)
+    server = PdaServer(d, watch=watch, full_scan_every=full_scan_every)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

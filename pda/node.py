@@ -32,7 +32,7 @@ from transports import (
 from .cardstate import CardStateDB
 from .directory import PdaDir, PdaDirError
 from .engine import NameFits, SyncEngine
-from .vdir import VdirStore
+from .vdir import FULL_SCAN_EVERY, VdirStore
 
 __all__ = ["PdaDir", "PdaDirError", "PdaServer"]
 
@@ -51,11 +51,14 @@ MAX_UNAUTHENTICATED = 16
 class PdaServer:
     """Serves syncs for one PDA directory on one listening URL."""
 
-    def __init__(self, directory: PdaDir, *, watch: bool = True) -> None:
+    def __init__(
+        self, directory: PdaDir, *, watch: bool = True, full_scan_every: float = FULL_SCAN_EVERY
+    ) -> None:
         self.dir = directory
         self.identity = directory.identity()
-        # `watch`: inotify names the files that changed between syncs (else a stat of each).
-        self.store = VdirStore(directory.contacts, watch=watch)
+        # `watch`: inotify names the files that changed between syncs (else a stat of each);
+        # `full_scan_every`: seconds after which a sync stats every file again (0: never).
+        self.store = VdirStore(directory.contacts, watch=watch, full_scan_every=full_scan_every)
         self.state = CardStateDB(directory.state_db)
         # The card codec's own shortening rule, so content matching sees what the card
         # holds; remembered across sessions, so a sync fits only names new to it.

@@ -14,7 +14,7 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +55,7 @@ from pda.vfile import (
 )
 
 __all__ = [
+    "FULL_SCAN_EVERY",
     "MAX_VCARD_BYTES",
     "STATUS_DB_NAME",
     "STORE_ID_NAME",
@@ -69,6 +70,12 @@ STORE_ID_NAME = ".simsync-store-id"
 STATUS_DB_NAME = ".simsync-status.sqlite"
 
 _Key = tuple[int, int, int]  # a file's stat key: size, mtime_ns, inode
+
+#: Seconds after which a watching store runs the full stat loop again, to bound what
+#: inotify cannot see (a file edited through a hard link made outside the vdir, writes
+#: through a shared mmap). At 50,000 contacts the loop costs ~0.3-0.8 s of CPU: once
+#: an hour is ~0.02 % of a core. See docs/pda.md, "What the watch does not see".
+FULL_SCAN_EVERY = 3600.0
 
 
 class ContactChangedError(StoreError):
@@ -96,9 +103,13 @@ class VdirStore:
         *,
         version: str = "3.0",
         watch: bool = False,
+        full_scan_every: float = FULL_SCAN_EVERY,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if version not in SUPPORTED_VERSIONS:
             raise ValueError(f"version must be one of {SUPPORTED_VERSIONS}, not {version!r}")
+        if not full_scan_every >= 0:  # NaN too
+            raise ValueError(f"full_scan_every must be 0 (never) or more, not {full_scan_every}")
         self.path = Path(path)
         self.version = version  # of newly created cards; an update keeps the file's own
         self._status_path = Path(status_db) if status_db is not None else self.path / STATUS_DB_NAME
@@ -119,6 +130,11 @@ class VdirStore:
         self._watch: DirWatch | None = None
         self._watch_trouble: str | None = None  # why the vdir is not watched now (logged once)
         self._unwatched: set[str] = set()  # symlinks and multiply linked files: statted always
+        # A watching store runs the full stat loop again once the last one is older than
+        # `full_scan_every` seconds of `clock` (0: never): the net under the watch's blind spots.
+        self._full_scan_every = full_scan_every
+        self._clock = clock
+        self._full_at: float | None = None  # `clock` when the last full loop started
         self._bad_listed: set[str] = set()  # names that are no usable file (re-checked each scan)
         self._index: dict[str, StatusRow] | None = None  # uid -> row, from the last scan
         self._contacts: dict[str, ContactInfo] = {}  # uid -> contact, as `_index`
@@ -196,7 +212,8 @@ class VdirStore:
         memory: a scan costs one `stat` per file, and reads only the files whose stat
         key changed (the store's own writes are recorded as they happen). A watching
         store (``watch=True``) stats only the names inotify reported since the last
-        scan, plus those the watch cannot vouch for (see `_stat_some`).
+        scan, plus those the watch cannot vouch for (see `_stat_some`), and runs the
+        stat loop again once the last one is `full_scan_every` seconds old.
         """
         self._refresh_store_id()
         now_ns = time.time_ns()  # taken before any stat: rows are racy relative to it
@@ -215,7 +232,9 @@ class VdirStore:
             names = self._watched_names(fd)
             try:
                 if names is None or loaded:
-                    changed, gone, bad = self._stat_all(fd)
+                    changed, gone, bad = self._stat_all(fd, names or set())
+                elif self._full_scan_due():
+                    changed, gone, bad = self._stat_all_again(fd, names)
                 else:
                     changed, gone, bad = self._stat_some(fd, names)
                 return self._take(changed, gone, bad, now_ns, names or set())
@@ -226,14 +245,20 @@ class VdirStore:
         finally:
             os.close(fd)
 
-    def _stat_all(self, fd: int) -> tuple[list[tuple[str, _Key]], list[str], list[BadContact]]:
+    def _stat_all(
+        self, fd: int, reported: set[str]
+    ) -> tuple[list[tuple[str, _Key]], list[str], list[BadContact]]:
         """The stat loop: one stat per file, compared with the row's key.
 
         Returns the names whose key differs (with the new key), the rows whose file is
-        gone, and the names that are no usable file.
+        gone, and the names that are no usable file. A `reported` name (inotify saw it
+        change) counts as changed whatever its key, as in `_stat_some`.
         """
+        self._full_at = self._clock()
         # A row left in `unseen` at the end is a file that is gone.
         unseen = dict(self._trusted)
+        for name in reported & unseen.keys():
+            unseen[name] = None
         pop = unseen.pop
         changed: list[tuple[str, _Key]] = []
         bad: list[BadContact] = []
@@ -291,7 +316,7 @@ class VdirStore:
         gone: list[str] = []
         bad: list[BadContact] = []
         trusted = self._trusted
-        look = names | self._racy | self._unwatched | self._bad_listed | self._bad_seen.keys()
+        look = self._to_look_at(names)
         self.stat_count += len(look)
         for name in look:
             self._unwatched.discard(name)
@@ -309,6 +334,34 @@ class VdirStore:
                 self._bad_listed.add(name)
             if name in trusted:  # as in the stat loop: no usable file, the row goes
                 gone.append(name)
+        return changed, gone, bad
+
+    def _to_look_at(self, names: set[str]) -> set[str]:
+        """The names a watching scan stats: `names` (reported) and what inotify cannot vouch for."""
+        return names | self._racy | self._unwatched | self._bad_listed | self._bad_seen.keys()
+
+    def _full_scan_due(self) -> bool:
+        """Whether the last full stat loop is `full_scan_every` seconds old (never when 0)."""
+        every, last = self._full_scan_every, self._full_at
+        return every > 0 and last is not None and self._clock() - last >= every
+
+    def _stat_all_again(
+        self, fd: int, names: set[str]
+    ) -> tuple[list[tuple[str, _Key]], list[str], list[BadContact]]:
+        """The periodic full loop of a watching store; logs what inotify had not named.
+
+        A change found here that no event reported (and that a watched scan would not
+        have statted) is one of the watch's blind spots: docs/pda.md.
+        """
+        vouched = self._to_look_at(names)
+        changed, gone, bad = self._stat_all(fd, names)
+        unreported = sorted({name for name, _ in changed}.union(gone) - vouched)
+        log.info(
+            "full stat loop of the watched vdir",
+            vdir=shown(self.path),
+            unreported=len(unreported),
+            files=[shown(name) for name in unreported[:10]],
+        )
         return changed, gone, bad
 
     def _stat_name(self, fd: int, name: str) -> os.stat_result | BadContact | None:
@@ -383,6 +436,11 @@ class VdirStore:
         return dict(self._contacts)
 
     # -- watching (a long-running server) ---------------------------------------------------
+
+    @property
+    def full_scan_every(self) -> float:
+        """Seconds after which a watching scan runs the full stat loop again (0: never)."""
+        return self._full_scan_every
 
     @property
     def watching(self) -> bool:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from pda.store import Projection
 from pda.vcard import new_card
@@ -411,3 +412,121 @@ def test_inotify_limits_reached_fall_back_to_the_stat_loop(
     assert reason.startswith(why)
     assert out["watching_again"] is True
     assert out["logs"][-1][:2] == ["info", "watching the vdir with inotify"]
+
+
+# -- the periodic full stat loop: the net under what inotify cannot see ---------------------
+
+
+class Clock:
+    """A monotonic clock the test moves by hand (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def link_and_edit_outside(vdir: Path, elsewhere: Path, name: str, new_name: str) -> None:
+    """The blind spot: a second name made outside the vdir, the card edited in place through it.
+
+    The new link changes the file's link count, which only the file's own watchers hear
+    of; the write goes through a name in another directory: the vdir's watch sees neither.
+    """
+    elsewhere.mkdir(exist_ok=True)
+    os.link(vdir / name, elsewhere / name)
+    edit(elsewhere / name, new_name)
+
+
+def test_an_edit_through_a_link_made_outside_is_seen_by_the_periodic_full_loop(
+    vdir: Path, tmp_path: Path
+) -> None:
+    book(vdir, 50)
+    clock = Clock()
+    store = VdirStore(vdir, watch=True, full_scan_every=3600, clock=clock)
+    try:
+        w = Work(store)
+        assert w.scan()[1] == 50  # the first scan: the full loop, at 1000
+        link_and_edit_outside(vdir, tmp_path / "elsewhere", "c0006.vcf", "Edited Elsewhere")
+        clock.now += 3599
+        names, stats, parses = w.scan()
+        assert names["c0006"] == "Person 6"  # not seen: nothing statted, nothing read
+        assert (stats, parses) == (0, 0)
+        clock.now += 1  # the last full loop is an hour old: the next scan is one
+        with capture_logs() as logs:
+            names, stats, parses = w.scan()
+        assert names["c0006"] == "Edited Elsewhere"
+        assert (stats, parses) == (50, 1)
+        assert [(e["event"], e["unreported"], e["files"]) for e in logs] == [
+            ("full stat loop of the watched vdir", 1, ["c0006.vcf"])
+        ]
+        # The clock starts again from that loop: watched scans until another hour is up.
+        edit(vdir / "c0007.vcf", "Edited")
+        clock.now += 3599
+        names, stats, parses = w.scan()
+        assert names["c0007"] == "Edited"
+        assert (stats, parses) == (2, 1)  # c0007, and c0006: it has two links now
+        clock.now += 1
+        with capture_logs() as logs:
+            _, stats, parses = w.scan()
+        assert (stats, parses) == (50, 0)
+        assert [(e["unreported"], e["files"]) for e in logs] == [(0, [])]
+        assert store.watching
+    finally:
+        store.close()
+
+
+def test_full_scan_every_0_never_runs_the_full_loop_again(vdir: Path, tmp_path: Path) -> None:
+    book(vdir, 50)
+    clock = Clock()
+    store = VdirStore(vdir, watch=True, full_scan_every=0, clock=clock)
+    try:
+        w = Work(store)
+        w.scan()
+        link_and_edit_outside(vdir, tmp_path / "elsewhere", "c0006.vcf", "Edited Elsewhere")
+        edit(vdir / "c0007.vcf", "Edited")
+        for expected_stats in (1, 0, 0):  # c0007, then nothing
+            clock.now += 1e9  # some 30 years each time
+            names, stats, _ = w.scan()
+            # The blind spot stays open, as asked; a watched change is seen as ever.
+            assert (names["c0006"], names["c0007"]) == ("Person 6", "Edited")
+            assert stats == expected_stats
+    finally:
+        store.close()
+
+
+def test_the_periodic_full_loop_still_reads_the_names_inotify_reported(vdir: Path) -> None:
+    # A same-size rewrite with the old mtime put back: its stat key is the row's, only the
+    # event tells. The full loop must not lose it because the key looks unchanged.
+    book(vdir, 50)
+    clock = Clock()
+    store = VdirStore(vdir, watch=True, full_scan_every=60, clock=clock)
+    try:
+        w = Work(store)
+        w.scan()
+        path = vdir / "c0009.vcf"
+        st = path.stat()
+        edit(path, "Person X")
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        clock.now += 60
+        names, stats, parses = w.scan()
+        assert (names["c0009"], stats, parses) == ("Person X", 50, 1)
+    finally:
+        store.close()
+
+
+def test_a_store_that_cannot_watch_is_not_slowed_by_the_interval(vdir: Path) -> None:
+    book(vdir, 20)
+    clock = Clock()
+    store = VdirStore(vdir, full_scan_every=3600, clock=clock)  # not watching: always full
+    w = Work(store)
+    w.scan()
+    edit(vdir / "c0001.vcf", "Edited")
+    names, stats, _ = w.scan()
+    assert (names["c0001"], stats) == ("Edited", 20)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan")])
+def test_a_negative_interval_is_refused(vdir: Path, bad: float) -> None:
+    with pytest.raises(ValueError, match="full_scan_every must be 0 \\(never\\) or more"):
+        VdirStore(vdir, watch=True, full_scan_every=bad)
