@@ -262,9 +262,8 @@ class VdirStore:
         pop = unseen.pop
         changed: list[tuple[str, _Key]] = []
         bad: list[BadContact] = []
-        watching = self._watch is not None
-        unwatched: set[str] = set()
-        bad_listed: set[str] = set()
+        stat_name = self._stat_name
+        self._unwatched, self._bad_listed = set(), set()
         statted = 0
         try:
             with os.scandir(fd) as listing:
@@ -273,32 +272,25 @@ class VdirStore:
                     if not is_contact_name(name):
                         continue
                     statted += 1
+                    # The common case asks no question: a regular file (known from the
+                    # listing, no syscall) with one link. Anything else: `_stat_name`'s rule.
                     try:
-                        regular = e.is_file()
-                    except OSError:
-                        regular = False
-                    if not regular and (odd := bad_entry(self.path, name)) is not None:
-                        bad.append(odd)
-                        bad_listed.add(name)
-                        continue
-                    try:
-                        st = e.stat()
-                    except FileNotFoundError:  # gone since the listing
-                        continue
-                    except OSError as exc:  # one odd file never stops the scan
-                        why = f"cannot stat: {exc.strerror}"
-                        bad.append(BadContact(shown(self.path / name), why))
-                        bad_listed.add(name)
-                        continue
+                        st = e.stat() if e.is_file(follow_symlinks=False) else None
+                    except OSError:  # gone since the listing, or odd: the rule says which
+                        st = None
+                    if st is None or st.st_nlink > 1:
+                        got = stat_name(fd, name)
+                        if not isinstance(got, os.stat_result):
+                            if got is not None:
+                                bad.append(got)
+                            continue  # None: gone (its row stays in `unseen`)
+                        st = got
                     key = (st.st_size, st.st_mtime_ns, st.st_ino)
                     if pop(name, None) != key:
                         changed.append((name, key))
-                    if watching and (st.st_nlink > 1 or e.is_symlink()):
-                        unwatched.add(name)
         except OSError as exc:
             raise StoreIOError(f"{self.path}: cannot list the vdir: {exc}") from exc
         self.stat_count += statted
-        self._unwatched, self._bad_listed = unwatched, bad_listed
         return changed, list(unseen), bad
 
     def _stat_some(
@@ -326,12 +318,9 @@ class VdirStore:
                 key = (got.st_size, got.st_mtime_ns, got.st_ino)
                 if name in names or trusted.get(name) != key:
                     changed.append((name, key))
-                if got.st_nlink > 1:
-                    self._unwatched.add(name)
                 continue
             if got is not None:
                 bad.append(got)
-                self._bad_listed.add(name)
             if name in trusted:  # as in the stat loop: no usable file, the row goes
                 gone.append(name)
         return changed, gone, bad
@@ -364,23 +353,37 @@ class VdirStore:
         )
         return changed, gone, bad
 
-    def _stat_name(self, fd: int, name: str) -> os.stat_result | BadContact | None:
-        """One name as the stat loop sees it: its stat, why it is no file, or None (gone)."""
+    def _stat_name(
+        self, fd: int, name: str, *, again: bool = True
+    ) -> os.stat_result | BadContact | None:
+        """One name as every scan sees it: its stat, why it is no usable file, or None (gone).
+
+        The one rule for a name's kind, for the stat loop and the watch alike: a symlink
+        is followed, and noted in `_unwatched` (its target may live anywhere), as is a
+        file with more than one link (written through another name, the event goes to
+        another directory); a name that is no usable file is noted in `_bad_listed`
+        (statted again at every scan, so `bad_files` stays whole). None also when the
+        name keeps changing kind under us: its event comes with the next scan.
+        """
         try:
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            if not stat.S_ISLNK(st.st_mode) and stat.S_ISREG(st.st_mode):
-                return st
             if stat.S_ISLNK(st.st_mode):
                 self._unwatched.add(name)
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError):  # a link to nothing: judged below
                     st = os.stat(name, dir_fd=fd)
-                    if stat.S_ISREG(st.st_mode):
-                        return st
+            if stat.S_ISREG(st.st_mode):
+                if st.st_nlink > 1:
+                    self._unwatched.add(name)
+                return st
+            odd = bad_entry(self.path, name)
+            if odd is None:  # it became a file meanwhile: as it is now
+                return self._stat_name(fd, name, again=False) if again else None
         except FileNotFoundError:
             return None
         except OSError as exc:
-            return BadContact(shown(self.path / name), f"cannot stat: {exc.strerror}")
-        return bad_entry(self.path, name)  # None: it became a file meanwhile; next scan
+            odd = BadContact(shown(self.path / name), f"cannot stat: {exc.strerror}")
+        self._bad_listed.add(name)
+        return odd
 
     def _take(
         self,
