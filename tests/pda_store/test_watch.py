@@ -8,6 +8,7 @@ times: `stat_count` (files statted by scans) and `parse_count` (cards parsed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -438,15 +439,27 @@ def link_and_edit_outside(vdir: Path, elsewhere: Path, name: str, new_name: str)
     edit(elsewhere / name, new_name)
 
 
+@contextlib.contextmanager
+def clocked(vdir: Path, every: float) -> Iterator[tuple[Work, Clock]]:
+    """A watching store over 50 cards, full loop every `every` s of a hand-moved clock.
+
+    Yielded after its first scan (the full loop, at 1000 on the clock).
+    """
+    book(vdir, 50)
+    clock = Clock()
+    store = VdirStore(vdir, watch=True, full_scan_every=every, clock=clock)
+    try:
+        w = Work(store)
+        assert w.scan()[1] == 50
+        yield w, clock
+    finally:
+        store.close()
+
+
 def test_an_edit_through_a_link_made_outside_is_seen_by_the_periodic_full_loop(
     vdir: Path, tmp_path: Path
 ) -> None:
-    book(vdir, 50)
-    clock = Clock()
-    store = VdirStore(vdir, watch=True, full_scan_every=3600, clock=clock)
-    try:
-        w = Work(store)
-        assert w.scan()[1] == 50  # the first scan: the full loop, at 1000
+    with clocked(vdir, 3600) as (w, clock):
         link_and_edit_outside(vdir, tmp_path / "elsewhere", "c0006.vcf", "Edited Elsewhere")
         clock.now += 3599
         names, stats, parses = w.scan()
@@ -471,18 +484,11 @@ def test_an_edit_through_a_link_made_outside_is_seen_by_the_periodic_full_loop(
             _, stats, parses = w.scan()
         assert (stats, parses) == (50, 0)
         assert [(e["unreported"], e["files"]) for e in logs] == [(0, [])]
-        assert store.watching
-    finally:
-        store.close()
+        assert w.store.watching
 
 
 def test_full_scan_every_0_never_runs_the_full_loop_again(vdir: Path, tmp_path: Path) -> None:
-    book(vdir, 50)
-    clock = Clock()
-    store = VdirStore(vdir, watch=True, full_scan_every=0, clock=clock)
-    try:
-        w = Work(store)
-        w.scan()
+    with clocked(vdir, 0) as (w, clock):
         link_and_edit_outside(vdir, tmp_path / "elsewhere", "c0006.vcf", "Edited Elsewhere")
         edit(vdir / "c0007.vcf", "Edited")
         for expected_stats in (1, 0, 0):  # c0007, then nothing
@@ -491,19 +497,12 @@ def test_full_scan_every_0_never_runs_the_full_loop_again(vdir: Path, tmp_path: 
             # The blind spot stays open, as asked; a watched change is seen as ever.
             assert (names["c0006"], names["c0007"]) == ("Person 6", "Edited")
             assert stats == expected_stats
-    finally:
-        store.close()
 
 
 def test_the_periodic_full_loop_still_reads_the_names_inotify_reported(vdir: Path) -> None:
     # A same-size rewrite with the old mtime put back: its stat key is the row's, only the
     # event tells. The full loop must not lose it because the key looks unchanged.
-    book(vdir, 50)
-    clock = Clock()
-    store = VdirStore(vdir, watch=True, full_scan_every=60, clock=clock)
-    try:
-        w = Work(store)
-        w.scan()
+    with clocked(vdir, 60) as (w, clock):
         path = vdir / "c0009.vcf"
         st = path.stat()
         edit(path, "Person X")
@@ -511,8 +510,6 @@ def test_the_periodic_full_loop_still_reads_the_names_inotify_reported(vdir: Pat
         clock.now += 60
         names, stats, parses = w.scan()
         assert (names["c0009"], stats, parses) == ("Person X", 50, 1)
-    finally:
-        store.close()
 
 
 def test_a_store_that_cannot_watch_is_not_slowed_by_the_interval(vdir: Path) -> None:
