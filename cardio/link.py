@@ -5,6 +5,11 @@ and reset; ``CardLink.transmit`` hides ``61xx``/``9Fxx`` (GET RESPONSE) and
 ``6Cxx`` (re-send with the right Le) so nothing above this module ever sees a
 procedure status word (card.md §1). Each command with its GET RESPONSE chain is
 one transaction (``_begin``/``_end``) unless ``hold()`` keeps the card longer.
+
+Ending a transaction can fail after its commands succeeded (the reader or the PC/SC
+service gone right after STORESYNC's answer). The card has then done the work and
+its answers are known, so they are returned; the failure is logged as a warning and
+the link counts as lost: every later command raises that error again, sending nothing.
 """
 
 from __future__ import annotations
@@ -16,12 +21,16 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Self
 
+import structlog
+
 from cardio import errors
 from cardio.apdu import SW1_GSM_MORE_DATA, SW1_MORE_DATA, SW1_WRONG_LE, Command, Response
 
 INS_GET_RESPONSE = 0xC0
 # A card that keeps answering procedure bytes is broken; stop instead of looping forever.
 MAX_PROCEDURE_ROUNDS = 32
+
+log = structlog.get_logger(__name__)
 
 
 def get_response_for(command: Command, length: int) -> Command:
@@ -58,6 +67,8 @@ class CardLink(ABC):
         # would discard the card's pending response.
         self._lock = asyncio.Lock()
         self._held = False  # hold() is in force: no transaction per command
+        # Why the link is unusable though open: ending a transaction failed (see module doc).
+        self._lost: errors.LinkError | None = None
 
     # --- what implementations provide -------------------------------------
 
@@ -81,7 +92,11 @@ class CardLink(ABC):
         """Keep other programs off the card until ``_end()`` (a PC/SC transaction)."""
 
     async def _end(self) -> None:  # noqa: B027 - optional, as _begin
-        """Let other programs at the card again; never fails for a card gone meanwhile."""
+        """Let other programs at the card again; never fails for a card gone meanwhile.
+
+        When it fails, nothing may stay held: the transaction is over, or the
+        implementation has let go of the card (PC/SC: disconnected) before raising.
+        """
 
     # --- the interface ------------------------------------------------------
 
@@ -101,6 +116,11 @@ class CardLink(ABC):
             return
         self._atr = await self._open()
         self._is_open = True
+
+    @property
+    def lost(self) -> errors.LinkError | None:
+        """Why the open link can send nothing more (a failed end of a transaction), or None."""
+        return self._lost
 
     @property
     def held(self) -> bool:
@@ -133,11 +153,15 @@ class CardLink(ABC):
                 self._held = True
 
     async def release(self) -> None:
-        """End ``hold()``; nothing happens without one."""
+        """End ``hold()``; nothing happens without one.
+
+        The held commands succeeded: a failure to let go loses the link (see the
+        module doc), it is not raised.
+        """
         async with self._lock:
             if self._held:
                 self._held = False
-                await self._end()
+                await self._end_after("the hold")
 
     @contextlib.asynccontextmanager
     async def holding(self) -> AsyncIterator[None]:
@@ -174,11 +198,27 @@ class CardLink(ABC):
             try:
                 response = await self._transmit_locked(command)
             except BaseException:
-                with contextlib.suppress(errors.LinkError):  # the first failure is the news
+                try:
                     await self._end()
+                except errors.LinkError as exc:  # the first failure is the news
+                    self._lost = exc
                 raise
-            await self._end()
+            # The card has answered: a failure to let go must not lose the answer.
+            await self._end_after(f"a command (INS {command.ins:02X})")
             return response
+
+    async def _end_after(self, what: str) -> None:
+        """``_end()`` after work that succeeded: a failure loses the link, not the work."""
+        try:
+            await self._end()
+        except errors.LinkError as exc:
+            self._lost = exc
+            log.warning(
+                "card link lost after a command that succeeded",
+                after=what,
+                error=str(exc),
+                effect="its answer is kept; later commands on this link fail",
+            )
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -197,6 +237,8 @@ class CardLink(ABC):
     def _require_open(self) -> None:
         if not self._is_open:
             raise errors.LinkClosed("card link is not open")
+        if self._lost is not None:
+            raise type(self._lost)(f"card link lost after an earlier command: {self._lost}")
 
     async def _raw(self, command: Command) -> Response:
         raw = command.to_bytes()

@@ -185,8 +185,14 @@ class PcscLink(CardLink):
         if self._hcard is None:
             return
         hresult = scard.SCardEndTransaction(self._hcard, scard.SCARD_LEAVE_CARD)
-        # A card removed or reset meanwhile ended the transaction already.
+        # A card removed or reset meanwhile ended the transaction already (pcsc-lite
+        # releases it then too).
         if hresult not in _ENDED:
+            # Whatever failed (the reader or pcscd gone: nothing is held any more), no
+            # transaction may outlive this: a disconnect ends the handle's (pcsc-lite's
+            # SCardDisconnect unlocks it), and the link is done with this handle.
+            hcard, self._hcard = self._hcard, None
+            scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
             raise pcsc_error(hresult, "ending a PC/SC transaction")
 
     async def _exchange(self, apdu: bytes) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from structlog.testing import capture_logs
 
 from cardio import errors
 from cardio.apdu import Command
@@ -106,3 +107,68 @@ async def test_reset_reaches_the_card() -> None:
     async with InProcessLink(card) as link:
         await link.reset()
     assert card.resets == 1
+
+
+class FailingEnd(InProcessLink):
+    """An in-process link whose end of a transaction fails the next ``fail`` times, as
+    PC/SC's does when the reader or pcscd went away right after the card answered.
+
+    (Real pcscd + vpcd only make that happen with help at the exact moment: see
+    tests/e2e_pcsc/test_lost_after_commit_pcsc.py for a whole sync.)"""
+
+    def __init__(self, card: ScriptedCard, fail: int = 1) -> None:
+        super().__init__(card)
+        self.fail = fail
+        self.ends = 0
+
+    async def _end(self) -> None:
+        self.ends += 1
+        if self.fail:
+            self.fail -= 1
+            raise errors.ReaderGone("ending a PC/SC transaction: reader unavailable")
+
+
+async def test_a_failed_end_after_a_good_answer_keeps_the_answer_and_loses_the_link() -> None:
+    storesync = Command(0x81, 0x3E, 0, 0, bytes.fromhex("c3080102030405060708"))
+    card = ScriptedCard((storesync.to_bytes().hex(), "9000"))
+    link = FailingEnd(card)
+    async with link:
+        with capture_logs() as logs:
+            response = await link.transmit(storesync)
+        assert response.sw == 0x9000  # STORESYNC's answer, not the release's failure
+        assert isinstance(link.lost, errors.ReaderGone)
+        assert [(e["event"], e["log_level"]) for e in logs] == [
+            ("card link lost after a command that succeeded", "warning")
+        ]
+        # Later commands fail at once with the same kind of error (no_card) and send nothing.
+        with pytest.raises(errors.ReaderGone, match="lost after an earlier command"):
+            await link.transmit(Command(0xA0, 0xB2, 1, 4, le=32))
+        with pytest.raises(errors.ReaderGone):
+            await link.hold()
+    assert card.done
+    assert len(card.sent) == 1
+    assert link.ends == 1  # no transaction was begun after the loss
+
+
+async def test_a_failed_release_of_a_hold_is_not_raised_and_loses_the_link() -> None:
+    card = ScriptedCard(("a0a40000023f00", "9000"))
+    link = FailingEnd(card)
+    async with link:
+        await link.hold()
+        assert (await link.transmit(Command(0xA0, 0xA4, 0, 0, b"\x3f\x00"))).sw == 0x9000
+        with capture_logs() as logs:
+            await link.release()  # the held commands succeeded: not their failure
+        assert not link.held
+        assert [e["log_level"] for e in logs] == ["warning"]
+        with pytest.raises(errors.ReaderGone):
+            await link.transmit(Command(0xA0, 0xA4, 0, 0, b"\x3f\x00"))
+    assert card.done
+
+
+async def test_a_failed_end_after_a_failed_command_raises_the_commands_error() -> None:
+    card = ScriptedCard(("a0a40000023f00", "9f"))  # a one-byte answer: broken link rules
+    link = FailingEnd(card)
+    async with link:
+        with pytest.raises(errors.LinkProtocolError):
+            await link.transmit(Command(0xA0, 0xA4, 0, 0, b"\x3f\x00"))
+        assert isinstance(link.lost, errors.ReaderGone)
