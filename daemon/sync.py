@@ -266,9 +266,10 @@ async def _sync_card(
                     progress=progress,
                 )
             except BaseException as exc:
-                # Stopped before the commit: the PDA hears why instead of a bare close, and
-                # keeps its anchors. Once STORESYNC is out the daemon never cancels, so no
-                # commit is ever cut short here.
+                # Stopped before Done: the PDA hears why instead of a bare close. Before
+                # Committed it keeps its anchors; after, the Abort undoes nothing (the PDA
+                # promoted on Committed, which came first: docs/protocol.md). Once
+                # STORESYNC is out the daemon never cancels, so no commit is cut short here.
                 if (why := _abort_for(exc)) is not None:
                     await conv.abort(*why)
                 raise

@@ -15,7 +15,18 @@ from pathlib import Path
 import pytest
 
 from pda.engine import SyncEngine
-from syncproto import Abort, AlertReply, Mode, PdaOps, Put, State, decode, encode
+from syncproto import (
+    Abort,
+    AlertReply,
+    Done,
+    Mode,
+    PdaOps,
+    Prepared,
+    Put,
+    State,
+    decode,
+    encode,
+)
 from syncproto.codes import ErrorCode
 from tests.e2e.harness import Pda, world
 from transports import FrameLink, TransportError
@@ -24,7 +35,7 @@ from transports import FrameLink, TransportError
 class Tampered:
     """The next session, served by the real engine, with one frame replaced."""
 
-    def __init__(self, pda: Pda, bad: dict[type, bytes]) -> None:
+    def __init__(self, pda: Pda, bad: dict[type, bytes | None]) -> None:
         server = pda.server
         assert server is not None
         self.engine = SyncEngine(server.store, server.state, fits=server.fits)
@@ -42,8 +53,11 @@ class Tampered:
                     self.late.append(decode(frame))
                     continue
                 for out in self.engine.handle(frame):
-                    # The engine's own message of that type is replaced, once.
-                    await link.send(self._bad.pop(type(decode(out)), out))
+                    # The engine's own message of that type is replaced (None: dropped), once.
+                    kind = type(decode(out))
+                    sent = self._bad.pop(kind) if kind in self._bad else out
+                    if sent is not None:
+                        await link.send(sent)
         except TransportError:
             pass
         finally:
@@ -114,3 +128,49 @@ async def test_no_abort_back_to_a_pda_that_aborted(tmp_path: Path) -> None:
         # The engine sent PdaOps as far as it knows: an Abort back would have ended it.
         assert tampered.engine.session.state is State.APPLYING
         assert w.card.records() == {}
+
+
+@pytest.mark.parametrize(
+    ("instead_of_done", "code"),
+    [(None, ErrorCode.TIMEOUT), (encode(Prepared()), ErrorCode.PROTOCOL_ERROR)],
+    ids=["silent", "wrong-message"],
+)
+async def test_an_abort_after_committed_undoes_nothing_and_the_next_sync_is_fast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instead_of_done: bytes | None, code: str
+) -> None:
+    """The phone also aborts after Committed, when Done does not come (docs/protocol.md).
+
+    The card has taken STORESYNC and the PDA promoted its anchor on Committed, which
+    came first on the link: the late Abort finds the PDA's session over and moves
+    nothing. The phone's result says why it gave up; the next sync is fast.
+    """
+    monkeypatch.setattr("daemon.conversation.MESSAGE_TIMEOUT", 0.2)  # the silent PDA
+    async with world(tmp_path) as w:
+        pda = await w.add_pda("pda1")
+        pda.add("Carol", "+4433333")
+        assert (await w.sync("pda1"))["ok"]
+        assert pda.server is not None
+        real = pda.server._session
+
+        tampered = Tampered(pda, {Done: instead_of_done})
+        pda.add("Zoe", "+4912")
+        res = await w.sync("pda1")
+        await tampered.ended.wait()
+        assert res["error"]["code"] == code, res
+        assert res["to_card"]["added"] == 1  # Zoe went to the card before the commit
+        engine = tampered.engine
+        assert engine.session.state is State.DONE  # it had promoted and sent Done
+        assert engine.outcome is not None
+        (late,) = tampered.late  # one Abort after the PDA's Done, then the phone hung up
+        assert isinstance(late, Abort)
+        assert late.code == code
+        alert = engine._alert
+        assert alert is not None
+        st = pda.server.state.load(alert.iccid, alert.db)
+        assert (st.last, st.pending) == (alert.proposed, None)
+
+        pda.server._session = real  # type: ignore[method-assign]
+        after = await w.sync("pda1")
+        assert after["ok"], after["error"]
+        assert after["mode"] == "fast"  # the card took STORESYNC: both ends hold one anchor
+        assert after["to_card"] == after["to_pda"] == {"added": 0, "modified": 0, "deleted": 0}
