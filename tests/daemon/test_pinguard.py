@@ -17,7 +17,7 @@ ICCID = "8949000000000000001"
 class Sim:
     """Three tries, reset by the right PIN, blocked at zero; remembers what it was sent."""
 
-    def __init__(self, pin: str = "2468", tries: int = 3) -> None:
+    def __init__(self, pin: str = "24681357", tries: int = 3) -> None:
         self.iccid = ICCID
         self.pin = pin
         self.tries = tries
@@ -49,16 +49,16 @@ async def _refused(guard: PinGuard, sim: Sim, pin: str) -> SyncError:
 async def test_a_rejected_pin_is_presented_once(tmp_path: Path) -> None:
     guard = PinGuard(tmp_path, tmp_path / "pin")
     sim = Sim()
-    first = await _refused(guard, sim, "1357")
+    first = await _refused(guard, sim, "13572468")
     assert first.code is ErrorCode.PIN_REJECTED
     assert "tries left: 2" in first.message
     assert str(tmp_path / "pin") in first.message
     for _ in range(5):
-        again = await _refused(PinGuard(tmp_path, None), sim, "1357")  # a new process too
+        again = await _refused(PinGuard(tmp_path, None), sim, "13572468")  # a new process too
         assert again.code is ErrorCode.PIN_REJECTED
         assert "will not present it again" in again.message
-    assert sim.presented == ["1357"]
-    await guard.verify(sim, "2468")
+    assert sim.presented == ["13572468"]
+    await guard.verify(sim, "24681357")
     assert sim.tries == 3
     assert not list((tmp_path / "pin-guard").iterdir())  # accepted: the record is gone
 
@@ -66,11 +66,11 @@ async def test_a_rejected_pin_is_presented_once(tmp_path: Path) -> None:
 async def test_never_the_last_try_and_blocked_is_blocked(tmp_path: Path) -> None:
     guard = PinGuard(tmp_path, None)
     sim = Sim(tries=1)
-    refused = await _refused(guard, sim, "2468")
+    refused = await _refused(guard, sim, "24681357")
     assert refused.code is ErrorCode.PIN_REJECTED
     assert "1 PIN try left" in refused.message
     sim.tries = 0
-    blocked = await _refused(guard, sim, "2468")
+    blocked = await _refused(guard, sim, "24681357")
     assert blocked.code is ErrorCode.CARD_BLOCKED
     assert "PUK" in blocked.message
     assert sim.presented == []
@@ -83,19 +83,19 @@ async def test_a_card_that_blocks_on_a_wrong_pin_says_card_blocked(tmp_path: Pat
             raise card_errors.CardBlocked(0x6983, "VERIFY")
 
     sim = Odd()
-    error = await _refused(PinGuard(tmp_path, None), sim, "1111")
+    error = await _refused(PinGuard(tmp_path, None), sim, "11119999")
     assert error.code is ErrorCode.CARD_BLOCKED
     assert "PUK" in error.message
-    again = await _refused(PinGuard(tmp_path, None), sim, "1111")
+    again = await _refused(PinGuard(tmp_path, None), sim, "11119999")
     assert "will not present it again" in again.message
-    assert sim.presented == ["1111"]
+    assert sim.presented == ["11119999"]
 
 
 async def test_an_unreadable_record_refuses_rather_than_risking_a_try(tmp_path: Path) -> None:
     (tmp_path / "pin-guard").mkdir()
     (tmp_path / "pin-guard" / ICCID).write_text("{not json")
     sim = Sim()
-    error = await _refused(PinGuard(tmp_path, None), sim, "2468")
+    error = await _refused(PinGuard(tmp_path, None), sim, "24681357")
     assert error.code is ErrorCode.INTERNAL
     assert "unreadable PIN record" in error.message
     assert sim.presented == []
