@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 from tests.e2e.harness import World
 from tests.fixtures.mosquitto import Broker
+from tests.fixtures.sdnotify import NotifySocket
 from tests.mqtt.observer import Observer
 from tests.mqtt.rig import ROOT, DaemonProc, mqtt_table, write_config
 from tests.mqtt.test_errors import started
+from tests.mqtt.test_notify import until
 
 STATUS = f"{ROOT}/status"
 REQUEST = f"{ROOT}/sync/request"
@@ -104,16 +106,22 @@ async def test_home_assistant_discovery_republish_and_removal(
 
 
 async def test_bad_config_on_sighup_keeps_the_old_one(
-    world: World, mosquitto: Callable[..., Broker], daemon: Callable[..., DaemonProc]
+    world: World,
+    mosquitto: Callable[..., Broker],
+    daemon: Callable[..., DaemonProc],
+    notify_socket: NotifySocket,
 ) -> None:
     broker = mosquitto()
     await world.add_pda("pda1")
-    proc, obs = await started(world, broker, daemon)
+    proc, obs = await started(world, broker, daemon, env={"NOTIFY_SOCKET": notify_socket.address})
     try:
         good = world.tmp / "phone.toml"
         text = good.read_text()
         good.write_text(text + "\n[mqtt]\nurl = 3\n")  # a second [mqtt]: not TOML
         proc.signal(signal.SIGHUP)
+        # The reload reads the file in a thread, beside the sync below: its READY (sent
+        # after the log line) is the moment the log holds the refusal.
+        await until(notify_socket, lambda m: "config reload failed" in m.fields.get("STATUS", ""))
         obs.publish(REQUEST, {"id": "still"})
         assert (await obs.expect(RESULT, id="still"))["ok"]
         assert "config reload failed" in proc.output()
