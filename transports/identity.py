@@ -29,6 +29,17 @@ _COLON_HEX = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){31}")
 # decides trust, and an expired pinned cert would otherwise break the pairing silently.
 _NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 
+#: File stamp: what changes when a file is replaced (inode), rewritten (mtime, size) or
+#: has its owner or mode changed (ctime).
+_Stamp = tuple[int, int, int, int, int]
+# Identities loaded, by directory, with their two files' stamps then: the daemon asks for
+# its identity at every sync, and loading it (OpenSSL reading both files into a
+# throwaway context, to check them as TLS will) costs ~2 ms. Files changed since are
+# loaded (and checked) again. (A same-size rewrite of the same inode within one tick of
+# the filesystem's clock after the write before keeps its stamp; identities are written
+# by replacing their files, so ours never are.)
+_loaded: dict[Path, tuple[tuple[_Stamp, _Stamp], Identity]] = {}
+
 
 def device_id_of(cert_der: bytes) -> str:
     """The device id of a DER certificate: its SHA-256 fingerprint, 64 lowercase hex."""
@@ -72,6 +83,10 @@ class Identity:
         file, fsync, rename; key first, so a crash never leaves a certificate whose
         key is missing). An identity that exists but is unreadable, mismatched or
         readable by others raises ``IdentityError`` and is never replaced.
+
+        Loaded once per process while its files stay as they were: a file replaced,
+        rewritten or with its mode changed (another inode, mtime, size or ctime) is
+        loaded and checked again at the next call.
         """
         folder = Path(directory)
         cert_path, key_path = folder / CERT_FILE, folder / KEY_FILE
@@ -87,7 +102,16 @@ class Identity:
                 f"{cert_path} exists but its key {key_path} is missing: restore the key, or "
                 "delete the certificate to make a new identity (peers must then pair again)"
             )
-        return cls._load(cert_path, key_path)
+        try:  # before reading: a change from here on makes the next call load again
+            stamps = (_stamp(cert_path), _stamp(key_path))
+        except OSError:
+            return cls._load(cert_path, key_path)  # it says what is wrong
+        cached = _loaded.get(folder)
+        if cached is not None and cached[0] == stamps:
+            return cached[1]
+        identity = cls._load(cert_path, key_path)
+        _loaded[folder] = (stamps, identity)
+        return identity
 
     @classmethod
     def _load(cls, cert_path: Path, key_path: Path) -> Identity:
@@ -117,6 +141,11 @@ class Identity:
         except (OSError, ValueError) as exc:
             raise IdentityError(f"corrupt device identity in {cert_path.parent}: {exc}") from exc
         return cls(cert_path, key_path, der, device_id_of(der))
+
+
+def _stamp(path: Path) -> _Stamp:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
 
 def _der(cert_pem: bytes) -> bytes:

@@ -118,3 +118,31 @@ def test_malformed_device_ids_are_refused(text: str) -> None:
 def test_device_id_must_be_a_string() -> None:
     with pytest.raises(BadDeviceId, match="must be a string"):
         normalize_device_id(b"00" * 32)  # type: ignore[arg-type]
+
+
+def test_a_loaded_identity_is_loaded_again_only_when_its_files_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[Path] = []
+    load = Identity._load
+
+    def counted(cert_path: Path, key_path: Path) -> Identity:
+        loads.append(cert_path)
+        return load(cert_path, key_path)
+
+    monkeypatch.setattr(Identity, "_load", staticmethod(counted))
+    key_dir = tmp_path / "identity"
+    first = Identity.load_or_create(key_dir)
+    assert Identity.load_or_create(key_dir) is first
+    assert len(loads) == 1
+    first.key_path.chmod(0o600)  # the same mode, a new ctime: checked again
+    assert Identity.load_or_create(key_dir) == first
+    assert len(loads) == 2
+    other = Identity.load_or_create(tmp_path / "other")
+    for name in (KEY_FILE, CERT_FILE):  # replaced, as a restore from a backup would
+        (tmp_path / "other" / name).replace(key_dir / name)
+    assert Identity.load_or_create(key_dir).device_id == other.device_id
+    assert len(loads) == 4
+    first.key_path.chmod(0o640)  # mode only: refused at once, not served from the cache
+    with pytest.raises(IdentityError, match="chmod 600"):
+        Identity.load_or_create(key_dir)
