@@ -10,8 +10,11 @@ docs/pda.md, "Watching the vdir".
 
 What the directory watch cannot see, the store stats at every scan itself:
 symlinks (their targets may live anywhere) and files with more than one link
-(written through another name, the event goes to that directory). A filesystem
-where other machines change files (NFS, SMB, FUSE...) is not watched at all.
+(written through another name, the event goes to that directory). What it cannot
+know of at all (a link made outside the vdir to a file it statted with one link,
+then a write through it; a write through a shared mmap) waits for the store's
+periodic full loop (``full_scan_every``). A filesystem where other machines change
+files (NFS, SMB, FUSE...) is not watched at all.
 """
 
 from __future__ import annotations
