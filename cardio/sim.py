@@ -89,6 +89,12 @@ class Sim:
             raise errors.InvalidRequest("card class not detected yet")
         return CLA_GSM if self._cla == CLA_GSM else self.channel
 
+    def _learn_class(self, response: Response) -> int:
+        """The class, from the card's answer to the first command sent with CLA ``00``:
+        ``A0`` when it refused that class (``6E00``: a SIM-only card), else ``00``."""
+        self._cla = CLA_GSM if response.sw == SW_CLA_NOT_SUPPORTED else CLA_ISO
+        return self._cla
+
     async def detect_class(self) -> int:
         """Pick the class (SELECT MF with ``00``, ``A0`` on ``6E00``); return it."""
         if self._cla is None:
@@ -107,11 +113,8 @@ class Sim:
         if self._cla == CLA_GSM:
             return Sim(self.link, cla=CLA_GSM)
         response = await self.link.transmit(Command(CLA_ISO, INS_MANAGE_CHANNEL, 0, 0, le=1))
-        if self._cla is None:
-            if response.sw == SW_CLA_NOT_SUPPORTED:
-                self._cla = CLA_GSM
-                return Sim(self.link, cla=CLA_GSM)
-            self._cla = CLA_ISO
+        if self._cla is None and self._learn_class(response) == CLA_GSM:
+            return Sim(self.link, cla=CLA_GSM)
         if not response.ok:
             # 6881 (no channels), 6A81, 6D00: the card offers none; share channel 0.
             log.info("logical channel unavailable, using channel 0", sw=f"{response.sw:04X}")
@@ -139,10 +142,7 @@ class Sim:
         fid_bytes = fid.to_bytes(2, "big")
         if self._cla is None:
             response = await self.link.transmit(Command(CLA_ISO, INS_SELECT, 0, 0x04, fid_bytes))
-            if response.sw == SW_CLA_NOT_SUPPORTED:
-                self._cla = CLA_GSM
-            else:
-                self._cla = CLA_ISO
+            if self._learn_class(response) == CLA_ISO:
                 return self._selected(response)
         if self._cla == CLA_GSM:
             command = Command(CLA_GSM, INS_SELECT, 0, 0, fid_bytes)
@@ -163,12 +163,10 @@ class Sim:
             # The class from this SELECT's status word alone: no answer data to fetch.
             command = Command(CLA_ISO, INS_SELECT, 0, 0x0C, MF_FID.to_bytes(2, "big"))
             response = await self.link.transmit(command)
-            if response.sw == SW_CLA_NOT_SUPPORTED:
-                self._cla = CLA_GSM
+            if self._learn_class(response) == CLA_GSM:
                 await self.select(MF_FID)
             else:
                 check(response, Op.SELECT)
-                self._cla = CLA_ISO
                 self.current = None
             path = path[1:]
         await self.detect_class()

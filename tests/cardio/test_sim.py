@@ -218,3 +218,47 @@ async def test_read_binary_chunks_over_256() -> None:
     async with InProcessLink(card) as link:
         data = await Sim(link, cla=CLA_ISO).read_binary(0, 300)
     assert data == b"\x11" * 256 + b"\x22" * 44
+
+
+@pytest.mark.parametrize("first", ["select", "select_quiet", "open_channel"])
+async def test_each_first_command_learns_the_class_from_6e00(first: str) -> None:
+    """Whichever command goes first with CLA 00 learns the class: 6E00 means A0 for good."""
+    gsm_mf = "0000 1000 3f00 01 0000000000 09 00 02 02 04 00 83 8a 83 8a"
+    a0_mf = (("a0a40000023f00", "9f16"), ("a0c0000016", gsm_mf + "9000"))
+    opening = {
+        "select": (("00a40004023f00", "6e00"), *a0_mf),
+        "select_quiet": (("00a4000c023f00", "6e00"), *a0_mf),
+        "open_channel": (("0070000001", "6e00"),),
+    }[first]
+    card = ScriptedCard(*opening, *a0_mf)  # then a SELECT of the MF: in class A0 at once
+    async with InProcessLink(card) as link:
+        sim = Sim(link)
+        if first == "select":
+            await sim.select(0x3F00)
+        elif first == "select_quiet":
+            await sim.select_quiet([0x3F00])
+        else:
+            assert (await sim.open_channel()).cla == CLA_GSM
+        assert sim.cla == CLA_GSM
+        await sim.select(0x3F00)
+    assert card.done
+
+
+@pytest.mark.parametrize("first", ["select", "select_quiet", "open_channel"])
+async def test_each_first_command_learns_class_00_from_any_other_answer(first: str) -> None:
+    opening = {
+        "select": (("00a40004023f00", "610a"), ("00c000000a", "62088202782183023f00" + "9000")),
+        "select_quiet": (("00a4000c023f00", "9000"),),
+        "open_channel": (("0070000001", "019000"),),
+    }[first]
+    card = ScriptedCard(*opening)
+    async with InProcessLink(card) as link:
+        sim = Sim(link)
+        if first == "select":
+            await sim.select(0x3F00)
+        elif first == "select_quiet":
+            await sim.select_quiet([0x3F00])
+        else:
+            assert (await sim.open_channel()).channel == 1
+        assert sim.cla == CLA_ISO
+    assert card.done
