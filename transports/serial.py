@@ -35,7 +35,13 @@ from .errors import (
 )
 from .serial_arq import ArqSession, State
 from .serial_frames import Kind, Packet, PacketDecoder, encode_packet
-from .serial_tty import SerialAddress, describe_os_error, open_tty, parse_serial_url
+from .serial_tty import (
+    SerialAddress,
+    describe_os_error,
+    error_code,
+    open_tty,
+    parse_serial_url,
+)
 
 __all__ = ["DEFAULT_DEAD_AFTER", "DRIVER", "SerialLink", "SerialListener", "connect", "listen"]
 
@@ -433,8 +439,9 @@ async def listen(url: str, *, max_frame: int, options: Mapping[str, object]) -> 
     try:
         fd = open_tty(address)
     except (OSError, termios.error) as exc:
-        code = exc.errno if isinstance(exc, OSError) else exc.args[0]
-        if code not in _ABSENT:  # in use, no permission, not a tty: waiting will not help
+        if (
+            error_code(exc) not in _ABSENT
+        ):  # in use, no permission, not a tty: waiting will not help
             raise ListenFailed(
                 f"cannot listen on {url}: {address.path}: {describe_os_error(exc)}"
             ) from exc

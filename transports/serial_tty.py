@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_BAUD",
     "SerialAddress",
     "describe_os_error",
+    "error_code",
     "open_tty",
     "parse_serial_url",
 ]
@@ -139,9 +140,17 @@ def open_tty(address: SerialAddress) -> int:
     return fd
 
 
+def error_code(exc: OSError | termios.error) -> int | None:
+    """The errno of a failed tty call (termios.error carries it as its first argument)."""
+    if isinstance(exc, OSError):
+        return exc.errno
+    code = exc.args[0] if exc.args else None
+    return code if isinstance(code, int) else None
+
+
 def describe_os_error(exc: OSError | termios.error) -> str:
     """Why a tty could not be opened, with the fix where there is one."""
-    code = exc.errno if isinstance(exc, OSError) else exc.args[0]
+    code = error_code(exc)
     if code in (errno.EWOULDBLOCK, errno.EAGAIN):
         return "the device is in use by another program (it holds the lock)"
     if code == errno.ENOENT:

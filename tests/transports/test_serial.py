@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import random
 import subprocess
 import sys
+import termios
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from transports import (
     listen,
     open_transport,
 )
-from transports.serial_tty import parse_serial_url
+from transports.serial_tty import describe_os_error, error_code, parse_serial_url
 
 NOISE = Noise(corrupt=2e-4, drop=2e-4, dup=2e-4, garbage=1e-4)
 
@@ -292,3 +294,11 @@ async def test_stale_bytes_on_the_line_are_flushed_and_garbage_is_skipped(line: 
     await client.close()
     await server.close()
     await listener.close()
+
+
+@pytest.mark.parametrize("code", [errno.ENOENT, errno.EBUSY, errno.EACCES, errno.EIO])
+def test_a_tty_error_reads_alike_from_os_and_termios(code: int) -> None:
+    # open_tty fails with OSError (open, flock) or termios.error (tcgetattr/tcsetattr).
+    os_error, tty_error = OSError(code, os.strerror(code)), termios.error(code, os.strerror(code))
+    assert error_code(os_error) == error_code(tty_error) == code
+    assert describe_os_error(os_error) == describe_os_error(tty_error)
