@@ -45,6 +45,7 @@ from daemon.presence_state import (
     Thresholds,
 )
 from transports.ble_uuids import SERVICE_UUID, uuid128_ad_bytes
+from transports.bluez import BLUEZ, BLUEZ_OWNER_RULE, add_match
 
 __all__ = [
     "AdapterState",
@@ -57,7 +58,6 @@ __all__ = [
 
 log = structlog.get_logger("simsync.presence")
 
-_BLUEZ = "org.bluez"
 _ADAPTER = "org.bluez.Adapter1"
 _DEVICE = "org.bluez.Device1"
 _MONITOR_MANAGER = "org.bluez.AdvertisementMonitorManager1"
@@ -277,21 +277,12 @@ class PresenceWatcher:
         try:
             bus.add_message_handler(self._on_signal)
             for rule in (
-                f"type='signal',sender='{_BLUEZ}',interface='org.freedesktop.DBus.ObjectManager'",
-                f"type='signal',sender='{_BLUEZ}',path='{self._adapter_path}',"
+                f"type='signal',sender='{BLUEZ}',interface='org.freedesktop.DBus.ObjectManager'",
+                f"type='signal',sender='{BLUEZ}',path='{self._adapter_path}',"
                 "interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'",
-                "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',"
-                f"arg0='{_BLUEZ}'",
+                BLUEZ_OWNER_RULE,
             ):
-                add_match = Message(
-                    destination="org.freedesktop.DBus",
-                    path="/org/freedesktop/DBus",
-                    interface="org.freedesktop.DBus",
-                    member="AddMatch",
-                    signature="s",
-                    body=[rule],
-                )
-                await self._call(bus, add_match)
+                await self._call(bus, add_match(rule))
         except BaseException:
             bus.disconnect()
             raise
@@ -337,7 +328,7 @@ class PresenceWatcher:
 
     async def _managed_objects(self, bus: MessageBus) -> dict[str, dict[str, dict[str, Any]]]:
         msg = Message(
-            destination=_BLUEZ,
+            destination=BLUEZ,
             path="/",
             interface="org.freedesktop.DBus.ObjectManager",
             member="GetManagedObjects",
@@ -410,7 +401,7 @@ class PresenceWatcher:
                 back = bool(changed["Powered"].value)
                 if not back:
                     why = (AdapterState.OFF, f"adapter {name} powered off")
-        elif msg.member == "NameOwnerChanged" and msg.body[0] == _BLUEZ:
+        elif msg.member == "NameOwnerChanged" and msg.body[0] == BLUEZ:
             back = bool(msg.body[2])  # bluetoothd (re)started
             if not back:
                 why = (AdapterState.UNAVAILABLE, "bluetoothd left the bus")

@@ -45,13 +45,13 @@ from .ble_frames import (
     chunk_size_for_mtu,
 )
 from .ble_link import ChunkLink
+from .bluez import BLUEZ, BLUEZ_OWNER_RULE, add_match
 from .errors import ListenFailed, TransportClosed
 
 __all__ = ["BlePeripheralListener", "serve_peripheral"]
 
 log = structlog.get_logger("simsync.transports.ble")
 
-_BLUEZ = "org.bluez"
 _REGISTER_RETRY_MAX = 2.0  # seconds between tries to register with a returning bluetoothd
 _paths = itertools.count()
 DBusStrList = Annotated[list[str], DBusSignature("as")]
@@ -204,7 +204,7 @@ class BlePeripheralListener(QueueListener):
         with_options = member.startswith("Register")
         reply = await self._bus.call(
             Message(
-                destination=_BLUEZ,
+                destination=BLUEZ,
                 path=self._adapter_path,
                 interface=interface,
                 member=member,
@@ -266,7 +266,7 @@ class BlePeripheralListener(QueueListener):
             msg.message_type == MessageType.SIGNAL
             and msg.member == "NameOwnerChanged"
             and msg.sender == "org.freedesktop.DBus"
-            and msg.body[0] == _BLUEZ
+            and msg.body[0] == BLUEZ
         ):
             self._bluez_owner_changed(old=msg.body[1], new=msg.body[2])
             return
@@ -312,22 +312,12 @@ class BlePeripheralListener(QueueListener):
 
     async def _watch(self) -> None:
         rules = [
-            "type='signal',sender='org.bluez',interface='org.freedesktop.DBus.Properties',"
+            f"type='signal',sender='{BLUEZ}',interface='org.freedesktop.DBus.Properties',"
             "member='PropertiesChanged',arg0='org.bluez.Device1'",
-            "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
-            "member='NameOwnerChanged',arg0='org.bluez'",
+            BLUEZ_OWNER_RULE,
         ]
         for rule in rules:
-            await self._bus.call(
-                Message(
-                    destination="org.freedesktop.DBus",
-                    path="/org/freedesktop/DBus",
-                    interface="org.freedesktop.DBus",
-                    member="AddMatch",
-                    signature="s",
-                    body=[rule],
-                )
-            )
+            await self._bus.call(add_match(rule))
 
     async def close(self) -> None:
         """Withdraw the advertisement and the service, end the links, disconnect phones."""
@@ -351,7 +341,7 @@ class BlePeripheralListener(QueueListener):
             with contextlib.suppress(DBusError, OSError, EOFError):
                 await self._bus.call(
                     Message(
-                        destination=_BLUEZ,
+                        destination=BLUEZ,
                         path=device,
                         interface="org.bluez.Device1",
                         member="Disconnect",
@@ -387,7 +377,7 @@ async def serve_peripheral(
 async def _adapter_address(bus: MessageBus, target: BleAddress) -> str:
     reply = await bus.call(
         Message(
-            destination=_BLUEZ,
+            destination=BLUEZ,
             path=f"/org/bluez/{target.adapter}",
             interface="org.freedesktop.DBus.Properties",
             member="Get",
