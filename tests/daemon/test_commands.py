@@ -122,6 +122,17 @@ def start(stdout: int, *args: str, unbuffered: bool) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def start_unread(*args: str, unbuffered: bool) -> subprocess.Popen[str]:
+    """``simsync ARGS`` writing into a pipe whose read end was closed before it started:
+    its first write to stdout fails."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return start(w, *args, unbuffered=unbuffered)
+    finally:
+        os.close(w)
+
+
 def assert_quiet(stderr: str) -> None:
     """No traceback, nor Python's "Exception ignored" at exit, for a reader that went away."""
     for noise in ("Traceback", "BrokenPipe", "Exception ignored", "Errno 32"):
@@ -167,12 +178,8 @@ def test_sync_json_into_head_c_20_ends_with_the_syncs_status(tmp_path: Path) -> 
 def test_sync_whose_stdout_reader_has_gone_ends_quietly_with_the_syncs_status(
     tmp_path: Path, unbuffered: bool
 ) -> None:
-    # A pipe whose read end is closed before the program starts: its first write fails.
-    r, w = os.pipe()
-    os.close(r)
-    proc = start(w, "sync", "--config", str(pin_rejected_config(tmp_path)), "--json",
-                 unbuffered=unbuffered)  # fmt: skip
-    os.close(w)
+    proc = start_unread("sync", "--config", str(pin_rejected_config(tmp_path)), "--json",
+                        unbuffered=unbuffered)  # fmt: skip
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err  # the sync's (pin_rejected), not 141 or 120
     assert "pin_rejected" in err  # the warning log line still says why
@@ -185,9 +192,6 @@ def test_another_command_whose_stdout_reader_has_gone_ends_quietly_with_141(
 ) -> None:
     # check-config's output is its whole work: lost, it ends 141 as after a SIGPIPE,
     # whether the write failed midway (unbuffered) or at the exit's flush (buffered).
-    r, w = os.pipe()
-    os.close(r)
-    proc = start(w, "check-config", str(pin_rejected_config(tmp_path)), unbuffered=unbuffered)
-    os.close(w)
+    proc = start_unread("check-config", str(pin_rejected_config(tmp_path)), unbuffered=unbuffered)
     _, err = proc.communicate(timeout=60)
     assert (proc.returncode, err) == (141, "")

@@ -9,6 +9,7 @@ import pytest
 
 from daemon.sync import phone_identity
 from tests.e2e.harness import world
+from tests.fixtures.identity import count_loads
 from transports import Identity
 from transports.identity import CERT_FILE, KEY_FILE
 
@@ -17,14 +18,7 @@ async def test_syncs_load_the_identity_once_until_its_files_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Counted where OpenSSL reads both files into a throwaway context (~2 ms a load).
-    loads: list[Path] = []
-    load = Identity._load
-
-    def counted(cert_path: Path, key_path: Path) -> Identity:
-        loads.append(cert_path)
-        return load(cert_path, key_path)
-
-    monkeypatch.setattr(Identity, "_load", staticmethod(counted))
+    loads = count_loads(monkeypatch)
     async with world(tmp_path) as w:
         folder = w.state_dir / "identity"
 

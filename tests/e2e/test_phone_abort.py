@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pda.engine import SyncEngine
+from pda.node import PdaServer
 from syncproto import (
     Abort,
     AlertReply,
@@ -28,7 +29,7 @@ from syncproto import (
     encode,
 )
 from syncproto.codes import ErrorCode
-from tests.e2e.harness import Pda, world
+from tests.e2e.harness import Pda, World, world
 from transports import FrameLink, TransportError
 
 
@@ -64,6 +65,15 @@ class Tampered:
             self.ended.set()
 
 
+async def synced_once(w: World) -> tuple[Pda, PdaServer]:
+    """PDA pda1 with Carol, synced once; and its server."""
+    pda = await w.add_pda("pda1")
+    pda.add("Carol", "+4433333")
+    assert (await w.sync("pda1"))["ok"]
+    assert pda.server is not None
+    return pda, pda.server
+
+
 CASES = {
     # A record the card does not have (the Alert said 40).
     "op-beyond-card": (PdaOps, encode(PdaOps((Put(1, 99, "Mallory", "+1"),))), "beyond"),
@@ -80,11 +90,8 @@ async def test_a_protocol_error_gets_an_abort_and_moves_no_anchor(
     kind, frame, words = CASES[case]
     async with world(tmp_path) as w:
         w.card.write(1, "Alice", "+4911111")
-        pda = await w.add_pda("pda1")
-        pda.add("Carol", "+4433333")
-        assert (await w.sync("pda1"))["ok"]
-        assert pda.server is not None
-        real = pda.server._session
+        pda, server = await synced_once(w)
+        real = server._session
 
         tampered = Tampered(pda, {kind: frame})
         pda.add("Zoe", "+4912")
@@ -104,11 +111,11 @@ async def test_a_protocol_error_gets_an_abort_and_moves_no_anchor(
         assert engine.outcome is None
         alert = engine._alert
         assert alert is not None
-        st = pda.server.state.load(alert.iccid, alert.db)
+        st = server.state.load(alert.iccid, alert.db)
         assert st.pending is None  # nothing prepared
         assert st.last == alert.last  # the anchor the card sent: unchanged
 
-        pda.server._session = real  # type: ignore[method-assign]
+        server._session = real  # type: ignore[method-assign]
         after = await w.sync("pda1")
         assert after["ok"], after["error"]
         assert after["mode"] == "fast"  # the card's sync object did not move either
@@ -146,11 +153,8 @@ async def test_an_abort_after_committed_undoes_nothing_and_the_next_sync_is_fast
     """
     monkeypatch.setattr("daemon.conversation.MESSAGE_TIMEOUT", 0.2)  # the silent PDA
     async with world(tmp_path) as w:
-        pda = await w.add_pda("pda1")
-        pda.add("Carol", "+4433333")
-        assert (await w.sync("pda1"))["ok"]
-        assert pda.server is not None
-        real = pda.server._session
+        pda, server = await synced_once(w)
+        real = server._session
 
         tampered = Tampered(pda, {Done: instead_of_done})
         pda.add("Zoe", "+4912")
@@ -166,10 +170,10 @@ async def test_an_abort_after_committed_undoes_nothing_and_the_next_sync_is_fast
         assert late.code == code
         alert = engine._alert
         assert alert is not None
-        st = pda.server.state.load(alert.iccid, alert.db)
+        st = server.state.load(alert.iccid, alert.db)
         assert (st.last, st.pending) == (alert.proposed, None)
 
-        pda.server._session = real  # type: ignore[method-assign]
+        server._session = real  # type: ignore[method-assign]
         after = await w.sync("pda1")
         assert after["ok"], after["error"]
         assert after["mode"] == "fast"  # the card took STORESYNC: both ends hold one anchor

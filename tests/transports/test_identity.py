@@ -11,6 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from tests.fixtures.identity import count_loads
 from transports import BadDeviceId, Identity, IdentityError, normalize_device_id
 from transports.identity import CERT_FILE, KEY_FILE
 
@@ -123,14 +124,7 @@ def test_device_id_must_be_a_string() -> None:
 def test_a_loaded_identity_is_loaded_again_only_when_its_files_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    loads: list[Path] = []
-    load = Identity._load
-
-    def counted(cert_path: Path, key_path: Path) -> Identity:
-        loads.append(cert_path)
-        return load(cert_path, key_path)
-
-    monkeypatch.setattr(Identity, "_load", staticmethod(counted))
+    loads = count_loads(monkeypatch)
     key_dir = tmp_path / "identity"
     first = Identity.load_or_create(key_dir)
     assert Identity.load_or_create(key_dir) is first
