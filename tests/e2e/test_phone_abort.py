@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from daemon.conversation import Conversation
 from pda.engine import SyncEngine
 from pda.node import PdaServer
 from syncproto import (
     Abort,
     AlertReply,
+    Committed,
     Done,
+    Message,
     Mode,
     PdaOps,
     Prepared,
@@ -151,7 +154,16 @@ async def test_an_abort_after_committed_undoes_nothing_and_the_next_sync_is_fast
     came first on the link: the late Abort finds the PDA's session over and moves
     nothing. The phone's result says why it gave up; the next sync is fast.
     """
-    monkeypatch.setattr("daemon.conversation.MESSAGE_TIMEOUT", 0.2)  # the silent PDA
+    # The silent PDA: once Committed is out, the phone waits 0.2 s for Done. Only then,
+    # so that no earlier wait (the PDA's fsync before Prepared) times out under load.
+    sent = Conversation.send
+
+    async def send(self: Conversation, msg: Message) -> None:
+        await sent(self, msg)
+        if isinstance(msg, Committed):
+            monkeypatch.setattr("daemon.conversation.MESSAGE_TIMEOUT", 0.2)
+
+    monkeypatch.setattr(Conversation, "send", send)
     async with world(tmp_path) as w:
         pda, server = await synced_once(w)
         real = server._session
