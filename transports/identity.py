@@ -30,8 +30,9 @@ _COLON_HEX = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){31}")
 _NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 
 #: File stamp: what changes when a file is replaced (inode), rewritten (mtime, size) or
-#: has its owner or mode changed (ctime).
-_Stamp = tuple[int, int, int, int, int]
+#: has its owner or mode changed (mode, uid, gid themselves: ctime alone can keep its
+#: value within one tick of a coarse filesystem clock, as on kernels before 6.13).
+_Stamp = tuple[int, int, int, int, int, int, int, int]
 # Identities loaded, by directory, with their two files' stamps then: the daemon asks for
 # its identity at every sync, and loading it (OpenSSL reading both files into a
 # throwaway context, to check them as TLS will) costs ~2 ms. Files changed since are
@@ -145,7 +146,10 @@ class Identity:
 
 def _stamp(path: Path) -> _Stamp:
     st = path.stat()
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+    return (
+        st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size,
+        st.st_mode, st.st_uid, st.st_gid,
+    )  # fmt: skip
 
 
 def _der(cert_pem: bytes) -> bytes:
