@@ -202,15 +202,30 @@ def _exit(status: int) -> NoReturn:
         import atexit
 
         atexit._run_exitfuncs()
-        try:
-            for stream in (sys.stdout, sys.stderr):
-                if stream is not None:  # None: started with that descriptor closed
-                    stream.flush()
-        except (OSError, ValueError):
-            pass
-        else:
+        if _flush_all():
             os._exit(status)
+    _flush_all()
     sys.exit(status)
+
+
+def _flush_all() -> bool:
+    """Flush stdout and stderr; False if one failed for a reason other than its reader gone.
+
+    A stream whose reader has gone (``2>&1 | head``) is pointed at /dev/null, so that the
+    interpreter's own flush at exit cannot fail again and end the process 120: the
+    command's status stands (stderr carries only diagnostics).
+    """
+    flushed = True
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # started with that descriptor closed
+            continue
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            to_devnull(stream)
+        except (OSError, ValueError):
+            flushed = False
+    return flushed
 
 
 if __name__ == "__main__":

@@ -195,3 +195,24 @@ def test_another_command_whose_stdout_reader_has_gone_ends_quietly_with_141(
     proc = start_unread("check-config", str(pin_rejected_config(tmp_path)), unbuffered=unbuffered)
     _, err = proc.communicate(timeout=60)
     assert (proc.returncode, err) == (141, "")
+
+
+@pytest.mark.parametrize("unbuffered", [True, False])
+def test_sync_whose_stdout_and_stderr_reader_has_gone_ends_with_the_syncs_status(
+    tmp_path: Path, unbuffered: bool
+) -> None:
+    # `simsync sync --json 2>&1 | head -c 0`: the log lines fail too, and what is left in
+    # stderr's buffer must not fail the interpreter's last flush (exit 120).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        argv = [sys.executable, "-m", "daemon.cli", "sync", "--json"]
+        argv += ["--config", str(pin_rejected_config(tmp_path))]
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=w, stderr=w, env=env,
+                              timeout=120, check=False)  # fmt: skip
+    finally:
+        os.close(w)
+    assert proc.returncode == 1  # the sync's (pin_rejected), not 120 or 141
