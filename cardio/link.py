@@ -116,6 +116,7 @@ class CardLink(ABC):
             return
         self._atr = await self._open()
         self._is_open = True
+        self._lost = None  # a new connection: what lost the last one is over
 
     @property
     def lost(self) -> errors.LinkError | None:
@@ -238,7 +239,8 @@ class CardLink(ABC):
         if not self._is_open:
             raise errors.LinkClosed("card link is not open")
         if self._lost is not None:
-            raise type(self._lost)(f"card link lost after an earlier command: {self._lost}")
+            lost = self._lost
+            raise type(lost)(f"card link lost after an earlier command: {lost}") from lost
 
     async def _raw(self, command: Command) -> Response:
         raw = command.to_bytes()
