@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import secrets
 import stat
@@ -93,6 +94,15 @@ class _Read:
         return decode_card(self.data)
 
 
+def boot_clock() -> float:
+    """Seconds since boot, counting the time suspended (Linux ``CLOCK_BOOTTIME``).
+
+    The full-loop interval runs on it: a wall-clock change does not move it, and a PDA
+    asleep most of the day still gets its full loop after `full_scan_every` real seconds.
+    """
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 class VdirStore:
     """ContactStore over a vdir directory; `bad_files` lists what the last scan could not read."""
 
@@ -104,12 +114,15 @@ class VdirStore:
         version: str = "3.0",
         watch: bool = False,
         full_scan_every: float = FULL_SCAN_EVERY,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = boot_clock,
     ) -> None:
         if version not in SUPPORTED_VERSIONS:
             raise ValueError(f"version must be one of {SUPPORTED_VERSIONS}, not {version!r}")
-        if not full_scan_every >= 0:  # NaN too
-            raise ValueError(f"full_scan_every must be 0 (never) or more, not {full_scan_every}")
+        if not 0 <= full_scan_every < math.inf:  # NaN too; "never" is spelt 0
+            raise ValueError(
+                f"full_scan_every must be 0 (never) or a finite number of seconds,"
+                f" not {full_scan_every}"
+            )
         self.path = Path(path)
         self.version = version  # of newly created cards; an update keeps the file's own
         self._status_path = Path(status_db) if status_db is not None else self.path / STATUS_DB_NAME
@@ -264,6 +277,7 @@ class VdirStore:
         bad: list[BadContact] = []
         stat_name = self._stat_name
         self._unwatched, self._bad_listed = set(), set()
+        unwatched = self._unwatched
         statted = 0
         try:
             with os.scandir(fd) as listing:
@@ -272,13 +286,25 @@ class VdirStore:
                     if not is_contact_name(name):
                         continue
                     statted += 1
-                    # The common case asks no question: a regular file (known from the
-                    # listing, no syscall) with one link. Anything else: `_stat_name`'s rule.
+                    # `_stat_name`'s rule, with the stat the listing's entry makes: a
+                    # regular file (known from the listing, no syscall) is statted once
+                    # and noted unwatched when it has other links; a symlink is followed
+                    # once and noted. Anything else, or a failure: `_stat_name` decides.
                     try:
-                        st = e.stat() if e.is_file(follow_symlinks=False) else None
+                        if e.is_file(follow_symlinks=False):
+                            st = e.stat()
+                            if st.st_nlink > 1:
+                                unwatched.add(name)
+                        elif e.is_symlink():
+                            st = e.stat()
+                            unwatched.add(name)
+                            if not stat.S_ISREG(st.st_mode):
+                                st = None
+                        else:
+                            st = None
                     except OSError:  # gone since the listing, or odd: the rule says which
                         st = None
-                    if st is None or st.st_nlink > 1:
+                    if st is None:
                         got = stat_name(fd, name)
                         if not isinstance(got, os.stat_result):
                             if got is not None:
@@ -362,8 +388,9 @@ class VdirStore:
         is followed, and noted in `_unwatched` (its target may live anywhere), as is a
         file with more than one link (written through another name, the event goes to
         another directory); a name that is no usable file is noted in `_bad_listed`
-        (statted again at every scan, so `bad_files` stays whole). None also when the
-        name keeps changing kind under us: its event comes with the next scan.
+        (statted again at every scan, so `bad_files` stays whole). A name that keeps
+        changing kind under us is set aside for this scan, never taken as gone (a gone
+        contact would be deleted on the card); the next scan looks again.
         """
         try:
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
@@ -377,7 +404,9 @@ class VdirStore:
                 return st
             odd = bad_entry(self.path, name)
             if odd is None:  # it became a file meanwhile: as it is now
-                return self._stat_name(fd, name, again=False) if again else None
+                if again:
+                    return self._stat_name(fd, name, again=False)
+                odd = BadContact(shown(self.path / name), "changed kind while being scanned")
         except FileNotFoundError:
             return None
         except OSError as exc:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -512,7 +513,7 @@ def test_the_periodic_full_loop_still_reads_the_names_inotify_reported(vdir: Pat
         assert (names["c0009"], stats, parses) == ("Person X", 50, 1)
 
 
-def test_a_store_that_cannot_watch_is_not_slowed_by_the_interval(vdir: Path) -> None:
+def test_a_store_that_is_not_watching_runs_the_full_loop_at_every_scan(vdir: Path) -> None:
     book(vdir, 20)
     clock = Clock()
     store = VdirStore(vdir, full_scan_every=3600, clock=clock)  # not watching: always full
@@ -523,7 +524,64 @@ def test_a_store_that_cannot_watch_is_not_slowed_by_the_interval(vdir: Path) -> 
     assert (names["c0001"], stats) == ("Edited", 20)
 
 
-@pytest.mark.parametrize("bad", [-1.0, float("nan")])
-def test_a_negative_interval_is_refused(vdir: Path, bad: float) -> None:
-    with pytest.raises(ValueError, match="full_scan_every must be 0 \\(never\\) or more"):
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
+def test_an_interval_that_is_negative_or_not_finite_is_refused(vdir: Path, bad: float) -> None:
+    with pytest.raises(ValueError, match="0 \\(never\\) or a finite number of seconds"):
         VdirStore(vdir, watch=True, full_scan_every=bad)
+
+
+@pytest.mark.parametrize("watch", [False, True])
+def test_a_name_that_keeps_changing_kind_is_set_aside_never_gone(
+    vdir: Path, monkeypatch: pytest.MonkeyPatch, watch: bool
+) -> None:
+    # c0002.vcf becomes a FIFO, and each second look finds "a file" again (a tool swapping
+    # it back and forth during the scan). Taken as gone, its contact would be deleted on
+    # the card; set aside, the engine keeps it (`unreadable`) until a scan settles it.
+    book(vdir, 5)
+    store = VdirStore(vdir, watch=watch)
+    try:
+        w = Work(store)
+        assert len(w.scan()[0]) == 5
+        (vdir / "c0002.vcf").unlink()
+        os.mkfifo(vdir / "c0002.vcf")
+        monkeypatch.setattr("pda.vdir.bad_entry", lambda *_: None)
+        names, _, _ = w.scan()
+        assert "c0002" not in names
+        assert [(Path(b.path).name, b.reason) for b in store.bad_files] == [
+            ("c0002.vcf", "changed kind while being scanned")
+        ]
+        assert store.unreadable("c0002")
+    finally:
+        store.close()
+
+
+def test_the_stat_loop_stats_linked_and_symlinked_files_once(
+    vdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The listing's entry gives each file's stat; asking `os.stat` again for a file with
+    # other links, or for a symlink's target, would double the loop's cost in a vdir of
+    # hard-linked or symlinked cards (`--no-watch`, NFS, the periodic loop).
+    book(vdir, 10)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for i in range(3):
+        os.link(vdir / f"c{i:04}.vcf", outside / f"c{i:04}.vcf")
+    for i in range(3, 5):
+        target = outside / f"c{i:04}.vcf"
+        os.replace(vdir / f"c{i:04}.vcf", target)
+        (vdir / f"c{i:04}.vcf").symlink_to(target)
+    store = VdirStore(vdir)
+    try:
+        assert len(store.scan()) == 10
+        calls: list[str] = []
+        real = os.stat
+
+        def counting(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+            calls.append(str(path))
+            return real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "stat", counting)
+        assert len(store.scan()) == 10  # nothing changed
+        assert [c for c in calls if c.endswith(".vcf")] == []
+    finally:
+        store.close()
