@@ -154,23 +154,26 @@ async def test_an_abort_after_committed_undoes_nothing_and_the_next_sync_is_fast
     came first on the link: the late Abort finds the PDA's session over and moves
     nothing. The phone's result says why it gave up; the next sync is fast.
     """
-    # The silent PDA: once Committed is out, the phone waits 0.2 s for Done. Only then,
-    # so that no earlier wait (the PDA's fsync before Prepared) times out under load.
-    sent = Conversation.send
-
-    async def send(self: Conversation, msg: Message) -> None:
-        await sent(self, msg)
-        if isinstance(msg, Committed):
-            monkeypatch.setattr("daemon.conversation.MESSAGE_TIMEOUT", 0.2)
-
-    monkeypatch.setattr(Conversation, "send", send)
     async with world(tmp_path) as w:
         pda, server = await synced_once(w)
         real = server._session
 
         tampered = Tampered(pda, {Done: instead_of_done})
         pda.add("Zoe", "+4912")
-        res = await w.sync("pda1")
+        with monkeypatch.context() as patch:
+            if instead_of_done is None:
+                # The silent PDA: once this sync's Committed is out, the phone waits 0.2 s
+                # for Done. Every earlier wait keeps its 120 s (Prepared waits on the
+                # PDA's fsync), and so does every wait after this sync.
+                sent = Conversation.send
+
+                async def send(self: Conversation, msg: Message) -> None:
+                    await sent(self, msg)
+                    if isinstance(msg, Committed):
+                        patch.setattr("daemon.conversation.MESSAGE_TIMEOUT", 0.2)
+
+                patch.setattr(Conversation, "send", send)
+            res = await w.sync("pda1")
         await tampered.ended.wait()
         assert res["error"]["code"] == code, res
         assert res["to_card"]["added"] == 1  # Zoe went to the card before the commit
