@@ -98,7 +98,7 @@ async def test_closing_a_waiting_stream_is_prompt(pcscd: object) -> None:
     await events.start()
     waiter = asyncio.create_task(anext(events))
     await asyncio.sleep(0)  # let the waiter start its blocking wait
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(20):  # prompt next to the 60 s wait, loaded or not
         await events.aclose()
         with pytest.raises(StopAsyncIteration):
             await waiter
@@ -111,10 +111,10 @@ async def test_cancelling_a_waiting_consumer_is_prompt(pcscd: object) -> None:
         waiter = asyncio.create_task(anext(events))
         await asyncio.sleep(0)
         waiter.cancel()
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(20):  # prompt next to the 60 s wait, loaded or not
             with pytest.raises(asyncio.CancelledError):
                 await waiter
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(20):  # prompt next to the 60 s wait, loaded or not
         await asyncio.get_running_loop().shutdown_default_executor()
 
 

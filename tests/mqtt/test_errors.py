@@ -122,7 +122,9 @@ async def test_no_card_then_timeout_of_a_silent_pda(
         assert "sync_timeout" in late["error"]["message"]
         # A healthy sync can take over 1 s on a loaded machine: the default again (a
         # reload) before the sync that must work.
-        proc.config.write_text(proc.config.read_text().replace("sync_timeout = 1\n", ""))
+        text = proc.config.read_text()
+        assert "sync_timeout = 1\n" in text
+        proc.config.write_text(text.replace("sync_timeout = 1\n", ""))
         proc.signal(signal.SIGHUP)
         await until(notify_socket, lambda m: "RELOADING" in m)
         ready = (await until(notify_socket, lambda m: "READY" in m))[-1]

@@ -38,7 +38,7 @@ class TinyCard:
         self.apdus.append(apdu)
         return apdu[5:][::-1] + b"\x90\x00"
 
-    def wait_event(self, event: str, timeout: float = 5.0) -> None:
+    def wait_event(self, event: str, timeout: float = 20.0) -> None:
         """Block until ``event`` was recorded."""
         with self.changed:
             assert self.changed.wait_for(lambda: event in self.events, timeout), (
