@@ -113,23 +113,28 @@ def test_kill_9_during_write_bursts_loses_and_tears_nothing(
     served = serve_card()
     ledger = Ledger()
     version = 0
-    total = 0
     for round_no in range(ROUNDS):
         context = f"seed {seed}, round {round_no}"
         card = Card(pcsc_connect(served.reader))
-        killer = threading.Timer(rng.uniform(0.05, 0.4), os.kill, (served.pid, signal.SIGKILL))
+        killed = threading.Event()
+
+        def kill(pid: int = served.pid, killed: threading.Event = killed) -> None:
+            os.kill(pid, signal.SIGKILL)
+            killed.set()
+
+        killer = threading.Timer(rng.uniform(0.05, 0.4), kill)
         try:
             done = _burst(card, ledger, rng, version, killer.start)
         finally:
             killer.cancel()
             if killer.ident is not None:  # started
                 killer.join()
+        # Each round did real work, and ended by our kill (not the server dying by itself).
+        assert done >= ARMED_AFTER, f"{context}: only {done} acknowledged APDUs"
+        assert killed.is_set(), f"{context}: the card went away before the kill"
         version += done + 1
-        total += done
         served.kill()  # reaps the process the timer killed
         served.wait_absent()
         card.conn.close()
         served.start()
         _check(Card(pcsc_connect(served.reader)), ledger, context)
-    # The bursts did real work before each kill (not all killed before the first write).
-    assert total >= ROUNDS * ARMED_AFTER, f"seed {seed}: only {total} acknowledged APDUs"
