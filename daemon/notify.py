@@ -7,6 +7,12 @@ so the same daemon runs under systemd, in a terminal and in tests. A failed send
 logged (once per distinct error until a send works again) and never raises: the
 service must not die because the supervisor's socket is gone.
 
+The socket is non-blocking, so a full receive queue (the supervisor not reading for a
+while) refuses a datagram at once. A refused WATCHDOG or STATUS is simply outdated by
+the next one; a refused state change (READY, RELOADING, STOPPING) is owed: it goes out
+again, in order, before anything else is sent, and on its own from the event loop
+(0.2 s, then doubling to 5 s), so systemd hears READY=1 late rather than never.
+
 Use from the service::
 
     notify = Notifier.from_env()
@@ -47,6 +53,9 @@ class Notifier:
         self.watchdog_interval = watchdog_usec / 2e6 if watchdog_usec else None
         self._sock: socket.socket | None = None
         self._failing: str | None = None  # the last error logged, to log it once
+        # State changes the full queue refused, in order, sent before anything else.
+        self._owed: list[tuple[str, ...]] = []
+        self._retry: asyncio.TimerHandle | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Notifier:
@@ -74,30 +83,71 @@ class Notifier:
         return self.address is not None
 
     def send(self, *fields: str) -> bool:
-        """Send ``KEY=VALUE`` fields in one datagram; True when it was delivered."""
+        """Send ``KEY=VALUE`` fields in one datagram; True when it was delivered.
+
+        What is owed goes first; a state change the full queue refuses is owed (module doc).
+        """
         if self.address is None:
             return False
+        sent = self._pay_owed() and self._deliver(fields, self.address)
+        if sent is None and _is_state(fields):  # the queue is full
+            self._owed.append(fields)
+            self._schedule_retry(0.2)
+        return bool(sent)
+
+    def _pay_owed(self) -> bool | None:
+        """Send what is owed, in order: True when all went; else as `_deliver`."""
+        while self._owed:
+            assert self.address is not None
+            sent = self._deliver(self._owed[0], self.address)
+            if not sent:
+                return sent
+            self._owed.pop(0)
+        return True
+
+    def _schedule_retry(self, delay: float) -> None:
+        if self._retry is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a one-shot caller): the next send retries
+            return
+        self._retry = loop.call_later(delay, self._retry_owed, delay)
+
+    def _retry_owed(self, delay: float) -> None:
+        self._retry = None
+        if self.address is not None and self._pay_owed() is None:  # still full
+            self._schedule_retry(min(delay * 2, 5.0))
+
+    def _deliver(self, fields: tuple[str, ...], address: str) -> bool | None:
+        """One datagram now: True sent, None refused by a full queue, False failed.
+
+        Failures, the full queue among them, are logged once per distinct error.
+        """
         payload = "\n".join(fields).encode("utf-8", "replace")
         try:
             if self._sock is None:
-                self._sock = self._connect(self.address)
+                self._sock = self._connect(address)
             self._sock.send(payload)
         except OSError as exc:
-            self._close()
+            full = isinstance(exc, BlockingIOError)
+            if not full:
+                self._close()
             reason = exc.strerror or str(exc)
             if reason != self._failing:
                 # Logged once per distinct error; a healthy send re-arms it.
                 _log.warning(
                     "sd_notify_failed",
-                    socket=self.address,
+                    socket=address,
                     error=reason,
                     errno=errno.errorcode.get(exc.errno or 0, exc.errno),
                     fields=[f.split("=", 1)[0] for f in fields],
+                    owed=_is_state(fields) and full,
                 )
                 self._failing = reason
-            return False
+            return None if full else False
         if self._failing is not None:
-            _log.info("sd_notify_recovered", socket=self.address)
+            _log.info("sd_notify_recovered", socket=address)
             self._failing = None
         return True
 
@@ -126,7 +176,10 @@ class Notifier:
             self._sock = None
 
     def close(self) -> None:
-        """Release the socket (sending again reopens it)."""
+        """Release the socket (sending again reopens it); what is owed is not retried."""
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         self._close()
 
     def ready(self, status: str | None = None) -> bool:
@@ -172,6 +225,11 @@ class Notifier:
         while True:
             self.ping()
             await asyncio.sleep(interval)
+
+
+def _is_state(fields: tuple[str, ...]) -> bool:
+    """A state change: the supervisor must hear it, even late (READY, RELOADING, STOPPING)."""
+    return any(f in ("READY=1", "RELOADING=1", "STOPPING=1") for f in fields)
 
 
 def _one_line(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -149,3 +150,60 @@ async def test_watchdog_cadence_and_silence_while_the_loop_is_blocked(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         n.close()
+
+
+async def test_a_state_change_refused_by_a_full_queue_is_sent_late_not_lost(
+    tmp_path: Path,
+) -> None:
+    # A supervisor that stops reading for a while: its queue fills (net.unix.max_dgram_qlen
+    # datagrams), and the non-blocking sender is refused at once.
+    path = tmp_path / "notify.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(path))
+    receiver.setblocking(False)
+    n = Notifier(str(path))
+    try:
+        with capture_logs() as logs:
+            pings = 0
+            while n.ping():
+                pings += 1
+                assert pings < 10_000
+            assert n.ready("idle") is False  # refused now: owed
+            assert n.status("outdated by the next") is False  # not owed
+            assert n.stopping() is False  # owed, behind READY
+        assert [(e["event"], e["owed"]) for e in logs] == [("sd_notify_failed", False)]
+        queued = [receiver.recv(4096) for _ in range(pings)]
+        assert set(queued) == {b"WATCHDOG=1"}
+        # The supervisor reads again: the retry from the event loop brings both, in order.
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(20):
+            late = [await loop.sock_recv(receiver, 4096) for _ in range(2)]
+        assert late == [b"READY=1\nSTATUS=idle", b"STOPPING=1"]
+        assert n.status("then as ever")
+        assert await loop.sock_recv(receiver, 4096) == b"STATUS=then as ever"
+    finally:
+        n.close()
+        receiver.close()
+
+
+def test_without_an_event_loop_what_is_owed_goes_before_the_next_datagram(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "notify.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(path))
+    receiver.setblocking(False)
+    n = Notifier(str(path))
+    try:
+        pings = 0
+        while n.ping():
+            pings += 1
+        assert n.reloading() is False
+        for _ in range(pings):
+            receiver.recv(4096)
+        assert n.status("reloaded")
+        assert receiver.recv(4096).startswith(b"RELOADING=1\nMONOTONIC_USEC=")
+        assert receiver.recv(4096) == b"STATUS=reloaded"
+    finally:
+        n.close()
+        receiver.close()
