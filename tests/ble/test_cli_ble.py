@@ -24,19 +24,33 @@ async def serve(directory: Path, listen: str) -> asyncio.subprocess.Process:
     )
 
 
+async def ended(proc: asyncio.subprocess.Process) -> bytes:
+    """Its stderr once it has ended; killed after 60 s, so a hang fails the test and the
+    process never outlives it."""
+    try:
+        async with asyncio.timeout(60):
+            _, err = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    return err
+
+
 async def test_serve_listens_on_ble_and_stops_on_sigterm(bluez: BluezMock, tmp_path: Path) -> None:
     bluez.phone_and_pda()
     d = PdaDir.init(tmp_path / "pda")
     proc = await serve(tmp_path / "pda", f"ble:?adapter={PDA_ADAPTER}")
     try:
         assert proc.stdout is not None
-        line = (await proc.stdout.readline()).decode()
+        async with asyncio.timeout(60):
+            line = (await proc.stdout.readline()).decode()
         assert line.split() == ["listening", f"ble://{PDA_ADDRESS}", d.identity().device_id]
         link = await open_transport(f"ble://{PDA_ADDRESS}", timeout=10)  # reachable over BLE
         await link.close()
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = await proc.communicate()
+        err = await ended(proc)
     assert proc.returncode == 0, err.decode()
 
 
@@ -44,7 +58,7 @@ async def test_serve_on_a_missing_adapter_says_so(bluez: BluezMock, tmp_path: Pa
     bluez.phone_and_pda()
     PdaDir.init(tmp_path / "pda")
     proc = await serve(tmp_path / "pda", "ble:?adapter=hci7")
-    _, err = await proc.communicate()
+    err = await ended(proc)
     assert proc.returncode == 1
     assert "no Bluetooth adapter hci7" in err.decode()
     assert "Traceback" not in err.decode()
