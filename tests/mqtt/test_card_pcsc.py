@@ -50,7 +50,10 @@ async def test_card_pulled_mid_sync_commits_nothing_and_reinsertion_syncs_fast(
         proc = daemon(config)
         # The first online status may say "unknown": the broker session can come up before
         # pcscd has told the card watch anything. The daemon must then say "present".
-        await obs.expect(STATUS, state="online", card="present")
+        present = await obs.expect_msg(STATUS, state="online", card="present")
+        earlier = obs.messages[: obs.messages.index(present)]
+        before = [m.json() for m in earlier if m.topic == STATUS]
+        assert all(m["card"] == "unknown" for m in before if m.get("state") == "online"), before
         # Started with the card in: the insertion trigger syncs (the first time: slow).
         first = await obs.expect(RESULT, pda="pda1")
         assert first["ok"], first["error"]
@@ -60,7 +63,8 @@ async def test_card_pulled_mid_sync_commits_nothing_and_reinsertion_syncs_fast(
         pda.add("Zoe", "+4912")
         gate = Gate(pda, Prepared)
         obs.publish(REQUEST, {"id": "cut"})
-        await gate.reached.wait()  # Zoe is on the card; STORESYNC has not gone out
+        async with asyncio.timeout(60):
+            await gate.reached.wait()  # Zoe is on the card; STORESYNC has not gone out
         await asyncio.to_thread(served.kill)  # the card is pulled
         cut = await obs.expect(RESULT, id="cut")
         assert cut["ok"] is False
