@@ -152,22 +152,33 @@ async def test_watchdog_cadence_and_silence_while_the_loop_is_blocked(
         n.close()
 
 
-async def test_a_state_change_refused_by_a_full_queue_is_sent_late_not_lost(
-    tmp_path: Path,
-) -> None:
-    # A supervisor that stops reading for a while: its queue fills (net.unix.max_dgram_qlen
-    # datagrams), and the non-blocking sender is refused at once.
+def unread_socket(tmp_path: Path) -> tuple[socket.socket, Notifier]:
+    """A bound notify socket nobody reads yet (a supervisor busy for a while), and a
+    notifier sending to it."""
     path = tmp_path / "notify.sock"
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     receiver.bind(str(path))
     receiver.setblocking(False)
-    n = Notifier(str(path))
+    return receiver, Notifier(str(path))
+
+
+def fill(n: Notifier) -> int:
+    """Ping until the unread queue is full (net.unix.max_dgram_qlen datagrams) and the
+    non-blocking sender is refused at once; how many pings went in."""
+    pings = 0
+    while n.ping():
+        pings += 1
+        assert pings < 10_000
+    return pings
+
+
+async def test_a_state_change_refused_by_a_full_queue_is_sent_late_not_lost(
+    tmp_path: Path,
+) -> None:
+    receiver, n = unread_socket(tmp_path)
     try:
         with capture_logs() as logs:
-            pings = 0
-            while n.ping():
-                pings += 1
-                assert pings < 10_000
+            pings = fill(n)
             assert n.ready("idle") is False  # refused now: owed
             assert n.status("outdated by the next") is False  # not owed
             assert n.stopping() is False  # owed, behind READY
@@ -189,15 +200,9 @@ async def test_a_state_change_refused_by_a_full_queue_is_sent_late_not_lost(
 def test_without_an_event_loop_what_is_owed_goes_before_the_next_datagram(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "notify.sock"
-    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    receiver.bind(str(path))
-    receiver.setblocking(False)
-    n = Notifier(str(path))
+    receiver, n = unread_socket(tmp_path)
     try:
-        pings = 0
-        while n.ping():
-            pings += 1
+        pings = fill(n)
         assert n.reloading() is False
         for _ in range(pings):
             receiver.recv(4096)
