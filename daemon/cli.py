@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from daemon import checkconfig
 from daemon import commands as daemon_commands
 from daemon.logformats import LOG_FORMATS
-from daemon.stdout import to_devnull
+from daemon.stdout import quiet_stderr, to_devnull
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (start-up)
 if TYPE_CHECKING:
@@ -153,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     the process ends here, see `_exit`.
     """
     if argv is None:
+        quiet_stderr()
         _exit(_run(sys.argv[1:]))
     return _run(argv)
 
@@ -169,8 +170,8 @@ def _run(argv: Sequence[str]) -> int:
         print("simsync: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # stdout (or stderr) went away mid-command (`simsync card dump | head`): nothing
-        # left to say to anyone; 141 as a shell reports a death by SIGPIPE.
+        # stdout went away mid-command (`simsync card dump | head`; stderr loses its
+        # reader quietly, see `quiet_stderr`): 141, as a shell reports a death by SIGPIPE.
         to_devnull(sys.stdout, sys.stderr)
         return EX_PIPE
 

@@ -12,7 +12,7 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (star
 if TYPE_CHECKING:
     from typing import TextIO
 
-__all__ = ["print_line", "to_devnull"]
+__all__ = ["print_line", "quiet_stderr", "to_devnull"]
 
 
 def print_line(text: str) -> bool:
@@ -54,3 +54,38 @@ def to_devnull(*streams: TextIO | None) -> None:
                 continue
     finally:
         os.close(devnull)
+
+
+class _QuietStream:
+    """A text stream whose reader going away is not an error: from then on it writes to
+    /dev/null. Everything else is the wrapped stream's."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            to_devnull(self._stream)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            to_devnull(self._stream)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+def quiet_stderr() -> None:
+    """Make ``sys.stderr`` lose its reader quietly (``simsync sync 2>&1 | head -c 0``).
+
+    stderr carries diagnostics only: a message or log line nobody can read any more must
+    not turn the command's exit status into 141 (a `BrokenPipeError` out of ``print``)
+    or 120 (the interpreter's last flush). stdout keeps its own rule (`print_line`).
+    """
+    if sys.stderr is not None and not isinstance(sys.stderr, _QuietStream):
+        sys.stderr = _QuietStream(sys.stderr)

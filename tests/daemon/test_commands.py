@@ -198,21 +198,30 @@ def test_another_command_whose_stdout_reader_has_gone_ends_quietly_with_141(
 
 
 @pytest.mark.parametrize("unbuffered", [True, False])
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [(["--json"], 1), ([], 1), (["--no-pda"], 78)],
+    ids=["json", "summary-on-stderr", "bad-config"],
+)
 def test_sync_whose_stdout_and_stderr_reader_has_gone_ends_with_the_syncs_status(
-    tmp_path: Path, unbuffered: bool
+    tmp_path: Path, unbuffered: bool, args: list[str], status: int
 ) -> None:
-    # `simsync sync --json 2>&1 | head -c 0`: the log lines fail too, and what is left in
-    # stderr's buffer must not fail the interpreter's last flush (exit 120).
+    # `simsync sync 2>&1 | head -c 0`: the summary or error on stderr and the log lines
+    # find no reader; the status is still the sync's (1: pin_rejected; 78: bad config),
+    # not 141 (a failed print) or 120 (the interpreter's last flush).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     if unbuffered:
         env["PYTHONUNBUFFERED"] = "1"
+    if args == ["--no-pda"]:
+        path, args = config(tmp_path, ""), []
+    else:
+        path = pin_rejected_config(tmp_path)
     r, w = os.pipe()
     os.close(r)
     try:
-        argv = [sys.executable, "-m", "daemon.cli", "sync", "--json"]
-        argv += ["--config", str(pin_rejected_config(tmp_path))]
+        argv = [sys.executable, "-m", "daemon.cli", "sync", *args, "--config", str(path)]
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=w, stderr=w, env=env,
                               timeout=120, check=False)  # fmt: skip
     finally:
         os.close(w)
-    assert proc.returncode == 1  # the sync's (pin_rejected), not 120 or 141
+    assert proc.returncode == status
