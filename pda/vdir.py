@@ -49,6 +49,7 @@ from pda.vfile import (
     is_contact_name,
     load,
     name_uid,
+    set_aside,
     shown,
     uid_filename,
     unusable,
@@ -100,7 +101,11 @@ def boot_clock() -> float:
     The full-loop interval runs on it: a wall-clock change does not move it, and a PDA
     asleep most of the day still gets its full loop after `full_scan_every` real seconds.
     """
-    return time.clock_gettime(time.CLOCK_BOOTTIME)
+    return time.clock_gettime(_BOOTTIME)
+
+
+# Linux; elsewhere the monotonic clock (the time asleep then does not count).
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 
 class VdirStore:
@@ -402,17 +407,24 @@ class VdirStore:
                 if st.st_nlink > 1:
                     self._unwatched.add(name)
                 return st
-            odd = bad_entry(self.path, name)
+            odd = bad_entry(self.path, name, self._row_uid(name))
             if odd is None:  # it became a file meanwhile: as it is now
                 if again:
                     return self._stat_name(fd, name, again=False)
-                odd = BadContact(shown(self.path / name), "changed kind while being scanned")
+                reason = "changed kind while being scanned"
+                odd = set_aside(self.path, name, reason, self._row_uid(name))
         except FileNotFoundError:
             return None
         except OSError as exc:
-            odd = BadContact(shown(self.path / name), f"cannot stat: {exc.strerror}")
+            reason = f"cannot stat: {exc.strerror}"
+            odd = set_aside(self.path, name, reason, self._row_uid(name))
         self._bad_listed.add(name)
         return odd
+
+    def _row_uid(self, name: str) -> str | None:
+        """The uid `name`'s status row holds (the contact it stood for), if it has one."""
+        row = self._rows.get(name) if self._rows is not None else None
+        return row.uid if row is not None else None
 
     def _take(
         self,

@@ -28,6 +28,7 @@ __all__ = [
     "is_contact_name",
     "load",
     "name_uid",
+    "set_aside",
     "shown",
     "uid_filename",
     "unusable",
@@ -152,8 +153,18 @@ def unusable(
     return _bad(directory / filename, reason, filename, old_uid, data[:_UID_HEAD])
 
 
-def bad_entry(directory: Path, name: str) -> BadContact | None:
-    """A ``*.vcf`` name in `directory` that is no file at all (broken link, directory, FIFO...)."""
+def set_aside(directory: Path, name: str, reason: str, old_uid: str | None) -> BadContact:
+    """The BadContact for a name that could not be looked at (no content read): it may
+    stand for `old_uid` (the uid its status row holds) and what its name says."""
+    return _bad(directory / name, reason, name, old_uid)
+
+
+def bad_entry(directory: Path, name: str, old_uid: str | None = None) -> BadContact | None:
+    """A ``*.vcf`` name in `directory` that is no file at all (broken link, directory, FIFO...).
+
+    `old_uid`: the uid the name's status row holds, so that contact is known unreadable
+    (not deleted) whatever the file is called.
+    """
     full = directory / name
     try:
         if full.is_file():
@@ -167,7 +178,7 @@ def bad_entry(directory: Path, name: str) -> BadContact | None:
             what = "a directory" if full.is_dir() else "not a regular file"
     except OSError as exc:
         what = f"cannot be examined: {exc.strerror}"
-    return _bad(full, what, name, None)
+    return _bad(full, what, name, old_uid)
 
 
 def write_atomic(

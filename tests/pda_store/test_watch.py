@@ -531,26 +531,33 @@ def test_an_interval_that_is_negative_or_not_finite_is_refused(vdir: Path, bad: 
 
 
 @pytest.mark.parametrize("watch", [False, True])
-def test_a_name_that_keeps_changing_kind_is_set_aside_never_gone(
-    vdir: Path, monkeypatch: pytest.MonkeyPatch, watch: bool
+@pytest.mark.parametrize("twice", [False, True], ids=["fifo", "kind-changes-twice"])
+def test_a_name_that_is_no_file_or_keeps_changing_kind_is_set_aside_never_gone(
+    vdir: Path, monkeypatch: pytest.MonkeyPatch, watch: bool, twice: bool
 ) -> None:
-    # c0002.vcf becomes a FIFO, and each second look finds "a file" again (a tool swapping
-    # it back and forth during the scan). Taken as gone, its contact would be deleted on
-    # the card; set aside, the engine keeps it (`unreadable`) until a scan settles it.
+    # "Alice Smith.vcf" (UID alice-1, a name khard users have) becomes a FIFO; `twice`:
+    # each second look finds "a file" again (a tool swapping it back and forth during the
+    # scan). Taken as gone, Alice would be deleted on the card; set aside under the uid
+    # her row held, the engine keeps her (`unreadable`) until a scan settles it.
     book(vdir, 5)
+    alice = vdir / "Alice Smith.vcf"
+    alice.write_text(card("alice-1", "Alice Smith"))
+    age(alice)
     store = VdirStore(vdir, watch=watch)
     try:
         w = Work(store)
-        assert len(w.scan()[0]) == 5
-        (vdir / "c0002.vcf").unlink()
-        os.mkfifo(vdir / "c0002.vcf")
-        monkeypatch.setattr("pda.vdir.bad_entry", lambda *_: None)
+        assert w.scan()[0]["alice-1"] == "Alice Smith"
+        alice.unlink()
+        os.mkfifo(alice)
+        if twice:
+            monkeypatch.setattr("pda.vdir.bad_entry", lambda *_: None)
         names, _, _ = w.scan()
-        assert "c0002" not in names
+        assert "alice-1" not in names
+        reason = "changed kind while being scanned" if twice else "not a regular file"
         assert [(Path(b.path).name, b.reason) for b in store.bad_files] == [
-            ("c0002.vcf", "changed kind while being scanned")
+            ("Alice Smith.vcf", reason)
         ]
-        assert store.unreadable("c0002")
+        assert store.unreadable("alice-1")
     finally:
         store.close()
 
