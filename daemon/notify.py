@@ -9,9 +9,10 @@ service must not die because the supervisor's socket is gone.
 
 The socket is non-blocking, so a full receive queue (the supervisor not reading for a
 while) refuses a datagram at once. A refused WATCHDOG or STATUS is simply outdated by
-the next one; a refused state change (READY, RELOADING, STOPPING) is owed: it goes out
-again, in order, before anything else is sent, and on its own from the event loop
-(0.2 s, then doubling to 5 s), so systemd hears READY=1 late rather than never.
+the next one; a refused state change (READY, RELOADING, STOPPING) is owed, and so is
+every state change after it until it went: they go out again, in order, before
+anything else is sent, and on their own from the event loop (0.2 s, then doubling to
+5 s), so systemd hears READY=1 late rather than never.
 
 Use from the service::
 
@@ -39,7 +40,11 @@ from collections.abc import Mapping
 
 import structlog
 
-__all__ = ["Notifier"]
+__all__ = ["MAX_OWED", "Notifier"]
+
+#: State changes kept for a supervisor that does not read: READY, RELOADING, STOPPING
+#: come a few at a time, so more than this means it is gone for good.
+MAX_OWED = 16
 
 _log = structlog.get_logger("simsync.notify")
 
@@ -56,6 +61,7 @@ class Notifier:
         # State changes the full queue refused, in order, sent before anything else.
         self._owed: list[tuple[str, ...]] = []
         self._retry: asyncio.TimerHandle | None = None
+        self._retry_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Notifier:
@@ -85,15 +91,28 @@ class Notifier:
     def send(self, *fields: str) -> bool:
         """Send ``KEY=VALUE`` fields in one datagram; True when it was delivered.
 
-        What is owed goes first; a state change the full queue refuses is owed (module doc).
+        What is owed goes first; a state change the full queue refuses, or one that
+        comes while something is owed, is owed (module doc).
         """
         if self.address is None:
             return False
         sent = self._pay_owed() and self._deliver(fields, self.address)
-        if sent is None and _is_state(fields):  # the queue is full
-            self._owed.append(fields)
-            self._schedule_retry(0.2)
+        if not sent and _is_state(fields) and (sent is None or self._owed):
+            self._owe(fields)
         return bool(sent)
+
+    def _owe(self, fields: tuple[str, ...]) -> None:
+        if len(self._owed) >= MAX_OWED:  # a supervisor gone for good: keep the oldest
+            _log.warning("sd_notify_dropped", fields=[f.split("=", 1)[0] for f in fields])
+            return
+        self._owed.append(fields)
+        _log.warning(
+            "sd_notify_owed",
+            socket=self.address,
+            fields=[f.split("=", 1)[0] for f in fields],
+            effect="sent again before anything else, retried from the event loop",
+        )
+        self._schedule_retry(0.2)
 
     def _pay_owed(self) -> bool | None:
         """Send what is owed, in order: True when all went; else as `_deliver`."""
@@ -106,17 +125,20 @@ class Notifier:
         return True
 
     def _schedule_retry(self, delay: float) -> None:
-        if self._retry is not None:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a one-shot caller): the next send retries
             return
+        if self._retry is not None:
+            if self._retry_loop is loop and not loop.is_closed():
+                return  # one retry at a time
+            self._retry.cancel()  # left by a loop that has ended
+        self._retry_loop = loop
         self._retry = loop.call_later(delay, self._retry_owed, delay)
 
     def _retry_owed(self, delay: float) -> None:
         self._retry = None
-        if self.address is not None and self._pay_owed() is None:  # still full
+        if self.address is not None and not self._pay_owed():  # still refused
             self._schedule_retry(min(delay * 2, 5.0))
 
     def _deliver(self, fields: tuple[str, ...], address: str) -> bool | None:
@@ -142,7 +164,6 @@ class Notifier:
                     error=reason,
                     errno=errno.errorcode.get(exc.errno or 0, exc.errno),
                     fields=[f.split("=", 1)[0] for f in fields],
-                    owed=_is_state(fields) and full,
                 )
                 self._failing = reason
             return None if full else False
@@ -176,7 +197,8 @@ class Notifier:
             self._sock = None
 
     def close(self) -> None:
-        """Release the socket (sending again reopens it); what is owed is not retried."""
+        """Release the socket (sending again reopens it, and sends what is owed first);
+        no retry runs from the event loop after this."""
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.notify import Notifier
+from daemon.notify import MAX_OWED, Notifier
 from tests.fixtures.sdnotify import NotifySocket
 
 
@@ -182,7 +182,11 @@ async def test_a_state_change_refused_by_a_full_queue_is_sent_late_not_lost(
             assert n.ready("idle") is False  # refused now: owed
             assert n.status("outdated by the next") is False  # not owed
             assert n.stopping() is False  # owed, behind READY
-        assert [(e["event"], e["owed"]) for e in logs] == [("sd_notify_failed", False)]
+        assert [(e["event"], e["fields"]) for e in logs] == [
+            ("sd_notify_failed", ["WATCHDOG"]),  # once for the full queue
+            ("sd_notify_owed", ["READY", "STATUS"]),
+            ("sd_notify_owed", ["STOPPING"]),
+        ]
         queued = [receiver.recv(4096) for _ in range(pings)]
         assert set(queued) == {b"WATCHDOG=1"}
         # The supervisor reads again: the retry from the event loop brings both, in order.
@@ -209,6 +213,44 @@ def test_without_an_event_loop_what_is_owed_goes_before_the_next_datagram(
         assert n.status("reloaded")
         assert receiver.recv(4096).startswith(b"RELOADING=1\nMONOTONIC_USEC=")
         assert receiver.recv(4096) == b"STATUS=reloaded"
+    finally:
+        n.close()
+        receiver.close()
+
+
+def test_a_state_change_after_one_owed_is_owed_too_even_if_the_socket_is_gone(
+    tmp_path: Path,
+) -> None:
+    # READY is owed to a full queue; then the supervisor's socket goes away and STOPPING
+    # comes: it must wait behind READY, not vanish. Once a socket is back, both go first.
+    receiver, n = unread_socket(tmp_path)
+    try:
+        fill(n)
+        assert n.ready() is False
+        receiver.close()
+        (tmp_path / "notify.sock").unlink()
+        assert n.stopping() is False  # refused for another reason: still owed
+        receiver, _ = unread_socket(tmp_path)
+        assert n.status("back")
+        got = [receiver.recv(4096) for _ in range(3)]
+        assert got == [b"READY=1", b"STOPPING=1", b"STATUS=back"]
+    finally:
+        n.close()
+        receiver.close()
+
+
+def test_a_supervisor_that_never_reads_costs_at_most_max_owed_state_changes(
+    tmp_path: Path,
+) -> None:
+    receiver, n = unread_socket(tmp_path)
+    try:
+        fill(n)
+        with capture_logs() as logs:
+            for _ in range(MAX_OWED + 5):
+                assert n.reloading() is False
+        events = [e["event"] for e in logs]
+        assert events.count("sd_notify_owed") == MAX_OWED
+        assert events.count("sd_notify_dropped") == 5
     finally:
         n.close()
         receiver.close()
