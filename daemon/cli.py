@@ -159,12 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str]) -> int:
-    args = build_parser(argv).parse_args(argv)
-    from daemon.logs import configure_logging  # structlog: not needed for --help
-
-    configure_logging(("warning", "info", "debug")[min(args.verbose, 2)], args.log_format)
-    func: Handler = args.func
     try:
+        args = build_parser(argv).parse_args(argv)  # --help, --version: printed here
+        from daemon.logs import configure_logging  # structlog: not needed for --help
+
+        configure_logging(("warning", "info", "debug")[min(args.verbose, 2)], args.log_format)
+        func: Handler = args.func
         return func(args)
     except KeyboardInterrupt:
         print("simsync: interrupted", file=sys.stderr)

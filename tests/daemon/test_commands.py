@@ -225,3 +225,12 @@ def test_sync_whose_stdout_and_stderr_reader_has_gone_ends_with_the_syncs_status
     finally:
         os.close(w)
     assert proc.returncode == status
+
+
+@pytest.mark.parametrize("unbuffered", [True, False])
+def test_version_whose_stdout_reader_has_gone_ends_quietly_with_141(unbuffered: bool) -> None:
+    # argparse prints --version while parsing: that print failed outside the command's
+    # broken-pipe rule, with a traceback.
+    proc = start_unread("--version", unbuffered=unbuffered)
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (141, "")
