@@ -154,7 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     if argv is None:
         quiet_stderr()
-        _exit(_run(sys.argv[1:]))
+        try:
+            status = _run(sys.argv[1:])
+        except SystemExit as exc:  # argparse: --help, --version, a usage error
+            if isinstance(exc.code, str):
+                print(exc.code, file=sys.stderr)
+            status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        _exit(status)
     return _run(argv)
 
 
