@@ -172,6 +172,14 @@ class Observer:
         return sum(1 for m in self.messages if m.topic == topic)
 
     def close(self) -> None:
-        """Disconnect and join paho's thread."""
+        """Disconnect, join paho's thread, and close its sockets now.
+
+        paho leaves to ``__del__`` its wake-up socket pair (TCP on 127.0.0.1) and the
+        broker socket when its thread ends before the broker's close is read: collected
+        later, they raise ResourceWarning in whichever test runs then, an error under
+        ``filterwarnings = error`` (seen in random order and with a collection after every
+        test). No public call closes them.
+        """
         self.client.disconnect()
         self.client.loop_stop()
+        self.client._reset_sockets()
