@@ -103,13 +103,13 @@ class Notifier:
 
     def _owe(self, fields: tuple[str, ...]) -> None:
         if len(self._owed) >= MAX_OWED:  # a supervisor gone for good: keep the oldest
-            _log.warning("sd_notify_dropped", fields=[f.split("=", 1)[0] for f in fields])
+            _log.warning("sd_notify_dropped", fields=_keys(fields))
             return
         self._owed.append(fields)
         _log.warning(
             "sd_notify_owed",
             socket=self.address,
-            fields=[f.split("=", 1)[0] for f in fields],
+            fields=_keys(fields),
             effect="sent again before anything else, retried from the event loop",
         )
         self._schedule_retry(0.2)
@@ -163,7 +163,7 @@ class Notifier:
                     socket=address,
                     error=reason,
                     errno=errno.errorcode.get(exc.errno or 0, exc.errno),
-                    fields=[f.split("=", 1)[0] for f in fields],
+                    fields=_keys(fields),
                 )
                 self._failing = reason
             return None if full else False
@@ -247,6 +247,11 @@ class Notifier:
         while True:
             self.ping()
             await asyncio.sleep(interval)
+
+
+def _keys(fields: tuple[str, ...]) -> list[str]:
+    """The KEYs of ``KEY=VALUE`` fields, as a log line names them (a STATUS text is not logged)."""
+    return [f.split("=", 1)[0] for f in fields]
 
 
 def _is_state(fields: tuple[str, ...]) -> bool:
